@@ -1,0 +1,476 @@
+//! An in-process OTLP receiver for tests: it listens on loopback for OTLP/gRPC and OTLP/HTTP
+//! (protobuf and JSON), keeps every export request it receives, and lets a test wait until the
+//! spans, metrics or logs it expects have arrived.
+//!
+//! It exists so that tests prove the real wire path (SDK → exporter → network → decoder) without a
+//! Collector or Docker, which our machines do not have.
+//!
+//! # Layout
+//! - [`OtlpSink::start`] binds both listeners on port 0 and serves them on the current runtime.
+//! - [`Received`] holds the decoded requests; [`SpanView`] flattens a span with its resource.
+//! - [`OtlpSink::set_unavailable`] makes every endpoint answer "unavailable" to test exporter failure.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// Which wire protocol delivered a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// OTLP/gRPC.
+    Grpc,
+    /// OTLP/HTTP with a protobuf body.
+    HttpProtobuf,
+    /// OTLP/HTTP with a JSON body.
+    HttpJson,
+}
+
+/// Everything the sink has received so far.
+#[derive(Debug, Default, Clone)]
+pub struct Received {
+    /// Trace export requests with the transport that carried them.
+    pub traces: Vec<(Transport, ExportTraceServiceRequest)>,
+    /// Metric export requests.
+    pub metrics: Vec<(Transport, ExportMetricsServiceRequest)>,
+    /// Log export requests.
+    pub logs: Vec<(Transport, ExportLogsServiceRequest)>,
+    /// Request headers of every export call, to check OTEL_EXPORTER_OTLP_HEADERS.
+    pub headers: Vec<Vec<(String, String)>>,
+}
+
+/// A span flattened with the resource and scope it arrived under.
+#[derive(Debug, Clone)]
+pub struct SpanView {
+    /// The transport that delivered it.
+    pub transport: Transport,
+    /// Resource attributes as strings.
+    pub resource: Vec<(String, String)>,
+    /// The instrumentation scope name.
+    pub scope: String,
+    /// The span itself.
+    pub span: Span,
+}
+
+impl SpanView {
+    /// The resource attribute `key`, rendered as a string.
+    pub fn resource_attr(&self, key: &str) -> Option<&str> {
+        self.resource
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The span attribute `key`, rendered as a string.
+    pub fn attr(&self, key: &str) -> Option<String> {
+        attr_string(&self.span.attributes, key)
+    }
+
+    /// Lower-case hex trace id.
+    pub fn trace_id(&self) -> String {
+        hex(&self.span.trace_id)
+    }
+
+    /// Lower-case hex span id.
+    pub fn span_id(&self) -> String {
+        hex(&self.span.span_id)
+    }
+
+    /// Lower-case hex parent span id; empty for a root span.
+    pub fn parent_span_id(&self) -> String {
+        hex(&self.span.parent_span_id)
+    }
+}
+
+/// Renders the attribute `key` of `attrs` as a string (ints and bools in their usual form).
+pub fn attr_string(attrs: &[KeyValue], key: &str) -> Option<String> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .map(any_value_string)
+}
+
+fn any_value_string(v: &AnyValue) -> String {
+    match &v.value {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::ArrayValue(a)) => {
+            let items: Vec<String> = a.values.iter().map(any_value_string).collect();
+            format!("[{}]", items.join(","))
+        }
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    received: Mutex<Received>,
+    changed: Notify,
+    unavailable: AtomicBool,
+}
+
+impl Inner {
+    fn record(&self, f: impl FnOnce(&mut Received)) {
+        f(&mut self.received.lock().expect("sink mutex poisoned"));
+        self.changed.notify_waiters();
+    }
+}
+
+/// A running OTLP receiver. Dropping it stops nothing by itself; the servers live as long as the
+/// runtime that started them.
+#[derive(Debug, Clone)]
+pub struct OtlpSink {
+    inner: Arc<Inner>,
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+}
+
+impl OtlpSink {
+    /// Binds gRPC and HTTP listeners on 127.0.0.1 port 0 and serves them on the current runtime.
+    pub async fn start() -> std::io::Result<Self> {
+        let grpc = TcpListener::bind("127.0.0.1:0").await?;
+        let http = TcpListener::bind("127.0.0.1:0").await?;
+        Self::serve(grpc, http).await
+    }
+
+    /// Serves on listeners the caller bound (to use fixed ports, as a compose file would).
+    pub async fn serve(grpc: TcpListener, http: TcpListener) -> std::io::Result<Self> {
+        let inner = Arc::new(Inner::default());
+        let grpc_addr = grpc.local_addr()?;
+        let http_addr = http.local_addr()?;
+
+        let svc = GrpcSvc(inner.clone());
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+        tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(svc.clone()))
+                .add_service(MetricsServiceServer::new(svc.clone()))
+                .add_service(LogsServiceServer::new(svc))
+                .serve_with_incoming(incoming)
+                .await;
+            if let Err(error) = result {
+                tracing::error!(%error, "otlp_sink.grpc.stopped");
+            }
+        });
+
+        let app = Router::new()
+            .route("/v1/traces", post(http_traces))
+            .route("/v1/metrics", post(http_metrics))
+            .route("/v1/logs", post(http_logs))
+            .with_state(inner.clone());
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(http, app).await {
+                tracing::error!(%error, "otlp_sink.http.stopped");
+            }
+        });
+
+        Ok(Self {
+            inner,
+            grpc_addr,
+            http_addr,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` of the gRPC listener.
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// `http://127.0.0.1:PORT` of the HTTP listener (without a `/v1/...` path).
+    pub fn http_endpoint(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// While set, every endpoint answers "unavailable" (gRPC) or 503 (HTTP) and stores nothing.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.inner.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// A copy of everything received so far.
+    pub fn received(&self) -> Received {
+        self.inner
+            .received
+            .lock()
+            .expect("sink mutex poisoned")
+            .clone()
+    }
+
+    /// Every span received so far, flattened.
+    pub fn spans(&self) -> Vec<SpanView> {
+        let received = self.received();
+        let mut out = Vec::new();
+        for (transport, req) in &received.traces {
+            for rs in &req.resource_spans {
+                let resource: Vec<(String, String)> = rs
+                    .resource
+                    .as_ref()
+                    .map(|r| {
+                        r.attributes
+                            .iter()
+                            .map(|kv| {
+                                (
+                                    kv.key.clone(),
+                                    kv.value.as_ref().map(any_value_string).unwrap_or_default(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for ss in &rs.scope_spans {
+                    let scope = ss
+                        .scope
+                        .as_ref()
+                        .map(|s| s.name.clone())
+                        .unwrap_or_default();
+                    for span in &ss.spans {
+                        out.push(SpanView {
+                            transport: *transport,
+                            resource: resource.clone(),
+                            scope: scope.clone(),
+                            span: span.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Names of every metric received so far (with repeats).
+    pub fn metric_names(&self) -> Vec<String> {
+        self.received()
+            .metrics
+            .iter()
+            .flat_map(|(_, r)| r.resource_metrics.iter())
+            .flat_map(|rm| rm.scope_metrics.iter())
+            .flat_map(|sm| sm.metrics.iter())
+            .map(|m| m.name.clone())
+            .collect()
+    }
+
+    /// Waits until `done(self)` holds or `timeout` passes; returns whether it held.
+    pub async fn wait_until(&self, timeout: Duration, done: impl Fn(&Self) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.changed.notified();
+            if done(self) {
+                return true;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            // Re-check at least every 50 ms in case a notification raced the check above.
+            let step = (deadline - now).min(Duration::from_millis(50));
+            let _ = tokio::time::timeout(step, notified).await;
+        }
+    }
+
+    /// Waits until at least `n` spans satisfy `pred`; returns the matching spans.
+    pub async fn wait_for_spans(
+        &self,
+        n: usize,
+        timeout: Duration,
+        pred: impl Fn(&SpanView) -> bool,
+    ) -> Vec<SpanView> {
+        self.wait_until(timeout, |s| {
+            s.spans().iter().filter(|v| pred(v)).count() >= n
+        })
+        .await;
+        self.spans().into_iter().filter(|v| pred(v)).collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct GrpcSvc(Arc<Inner>);
+
+impl GrpcSvc {
+    fn check(&self, meta: &tonic::metadata::MetadataMap) -> Result<(), tonic::Status> {
+        if self.0.unavailable.load(Ordering::SeqCst) {
+            return Err(tonic::Status::unavailable("sink set unavailable"));
+        }
+        let headers = meta
+            .clone()
+            .into_headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        self.0.record(|r| r.headers.push(headers));
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for GrpcSvc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.check(request.metadata())?;
+        let req = request.into_inner();
+        self.0.record(|r| r.traces.push((Transport::Grpc, req)));
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for GrpcSvc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.check(request.metadata())?;
+        let req = request.into_inner();
+        self.0.record(|r| r.metrics.push((Transport::Grpc, req)));
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for GrpcSvc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        self.check(request.metadata())?;
+        let req = request.into_inner();
+        self.0.record(|r| r.logs.push((Transport::Grpc, req)));
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
+/// Decodes an OTLP/HTTP body as protobuf or JSON, by content type, as the OTLP spec requires.
+fn decode<M>(headers: &HeaderMap, body: &Bytes) -> Result<(Transport, M), StatusCode>
+where
+    M: Message + Default + serde::de::DeserializeOwned,
+{
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.starts_with("application/x-protobuf") {
+        M::decode(body.as_ref())
+            .map(|m| (Transport::HttpProtobuf, m))
+            .map_err(|_| StatusCode::BAD_REQUEST)
+    } else if content_type.starts_with("application/json") {
+        serde_json::from_slice(body)
+            .map(|m| (Transport::HttpJson, m))
+            .map_err(|_| StatusCode::BAD_REQUEST)
+    } else {
+        Err(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+    }
+}
+
+fn http_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn ok_response<M: Message>(transport: Transport, response: M) -> axum::response::Response {
+    match transport {
+        Transport::HttpJson => (
+            [(header::CONTENT_TYPE, "application/json")],
+            Bytes::from_static(b"{}"),
+        )
+            .into_response(),
+        _ => (
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            response.encode_to_vec(),
+        )
+            .into_response(),
+    }
+}
+
+macro_rules! http_handler {
+    ($name:ident, $req:ty, $resp:ty, $field:ident) => {
+        async fn $name(
+            State(inner): State<Arc<Inner>>,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> axum::response::Response {
+            if inner.unavailable.load(Ordering::SeqCst) {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            match decode::<$req>(&headers, &body) {
+                Ok((transport, req)) => {
+                    inner.record(|r| {
+                        r.headers.push(http_headers(&headers));
+                        r.$field.push((transport, req));
+                    });
+                    ok_response(transport, <$resp>::default())
+                }
+                Err(status) => status.into_response(),
+            }
+        }
+    };
+}
+
+http_handler!(
+    http_traces,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+    traces
+);
+http_handler!(
+    http_metrics,
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+    metrics
+);
+http_handler!(
+    http_logs,
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+    logs
+);

@@ -1,0 +1,386 @@
+//! A batching span processor with a bounded queue that counts what it drops.
+//!
+//! The SDK's `BatchSpanProcessor` also drops spans when its queue is full, but it only says so in
+//! an internal log and exposes no count. We need the count, as a metric and a log line, because a
+//! silently lossy trace pipeline is the failure our users cannot see. The request path does one
+//! `try_send` into a bounded channel and never waits; a dedicated thread batches and exports, so a
+//! slow or dead collector costs requests nothing and memory stays at `max_queue_size` spans.
+//!
+//! The worker runs the exporter future with `futures_executor::block_on` on its own thread. The
+//! OTLP/gRPC exporter needs its tonic channel created inside a Tokio runtime (that runtime then
+//! drives the connection), which [`crate::init`] guarantees; the HTTP exporter uses the blocking
+//! reqwest client, which is made for exactly this kind of thread.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select, unbounded};
+use opentelemetry::Context;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+
+use crate::config::BatchConfig;
+
+/// How often at most a "spans dropped" or "export failed" warning is logged.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Counters of the span pipeline, shared with the self-observability metrics.
+#[derive(Debug, Default)]
+pub struct SpanPipelineStats {
+    /// Spans accepted into the queue.
+    pub enqueued: AtomicU64,
+    /// Spans refused because the queue was full (or the processor shut down).
+    pub dropped: AtomicU64,
+    /// Spans the exporter accepted.
+    pub exported: AtomicU64,
+    /// Spans in batches the exporter failed to deliver.
+    pub export_failed: AtomicU64,
+    /// Spans waiting in the queue right now.
+    pub queued: AtomicU64,
+    /// Queue capacity.
+    pub capacity: AtomicU64,
+}
+
+enum Control {
+    Flush(Sender<OTelSdkResult>),
+    Shutdown(Sender<OTelSdkResult>),
+    SetResource(Resource),
+}
+
+/// Bounded, counting replacement for the SDK's batch span processor.
+pub struct BoundedBatchSpanProcessor {
+    spans: Sender<SpanData>,
+    control: Sender<Control>,
+    stats: Arc<SpanPipelineStats>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    shut_down: AtomicBool,
+}
+
+impl fmt::Debug for BoundedBatchSpanProcessor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundedBatchSpanProcessor")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BoundedBatchSpanProcessor {
+    /// Starts the export thread for `exporter`.
+    pub fn new<E>(exporter: E, config: BatchConfig, stats: Arc<SpanPipelineStats>) -> Self
+    where
+        E: SpanExporter + 'static,
+    {
+        let capacity = config.max_queue_size.max(1);
+        stats.capacity.store(capacity as u64, Ordering::Relaxed);
+        let (spans_tx, spans_rx) = bounded(capacity);
+        let (control_tx, control_rx) = unbounded();
+        let worker_stats = stats.clone();
+        let worker = std::thread::Builder::new()
+            .name("otel-span-export".into())
+            .spawn(move || {
+                Worker {
+                    exporter,
+                    config,
+                    stats: worker_stats,
+                    batch: Vec::new(),
+                    reported_dropped: 0,
+                    reported_failed: 0,
+                    last_report: None,
+                }
+                .run(spans_rx, control_rx)
+            })
+            .ok();
+        if worker.is_none() {
+            tracing::error!(target: "telemetry", "telemetry.exporter.thread_failed");
+        }
+        Self {
+            spans: spans_tx,
+            control: control_tx,
+            stats,
+            worker: Mutex::new(worker),
+            shut_down: AtomicBool::new(false),
+        }
+    }
+
+    /// The shared counters.
+    pub fn stats(&self) -> Arc<SpanPipelineStats> {
+        self.stats.clone()
+    }
+
+    fn call(
+        &self,
+        make: impl FnOnce(Sender<OTelSdkResult>) -> Control,
+        timeout: Duration,
+    ) -> OTelSdkResult {
+        let (tx, rx) = bounded(1);
+        self.control
+            .send(make(tx))
+            .map_err(|_| OTelSdkError::AlreadyShutdown)?;
+        rx.recv_timeout(timeout)
+            .map_err(|_| OTelSdkError::Timeout(timeout))?
+    }
+}
+
+impl SpanProcessor for BoundedBatchSpanProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        match self.spans.try_send(span) {
+            Ok(()) => {
+                self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        self.call(Control::Flush, Duration::from_secs(30))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        let result = self.call(Control::Shutdown, timeout);
+        if result.is_ok()
+            && let Some(handle) = self.worker.lock().ok().and_then(|mut w| w.take())
+        {
+            let _ = handle.join();
+        }
+        result
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        let _ = self.control.send(Control::SetResource(resource.clone()));
+    }
+}
+
+struct Worker<E> {
+    exporter: E,
+    config: BatchConfig,
+    stats: Arc<SpanPipelineStats>,
+    batch: Vec<SpanData>,
+    reported_dropped: u64,
+    reported_failed: u64,
+    last_report: Option<Instant>,
+}
+
+impl<E: SpanExporter> Worker<E> {
+    fn run(mut self, spans: Receiver<SpanData>, control: Receiver<Control>) {
+        let mut deadline = Instant::now() + self.config.schedule_delay;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            select! {
+                recv(spans) -> msg => match msg {
+                    Ok(span) => {
+                        self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                        self.batch.push(span);
+                        if self.batch.len() >= self.config.max_export_batch_size {
+                            let _ = self.export();
+                            deadline = Instant::now() + self.config.schedule_delay;
+                        }
+                    }
+                    Err(_) => break,
+                },
+                recv(control) -> msg => match msg {
+                    Ok(Control::Flush(reply)) => {
+                        let result = self.drain(&spans);
+                        let _ = reply.send(result);
+                    }
+                    Ok(Control::Shutdown(reply)) => {
+                        let result = self.drain(&spans);
+                        let shutdown = self.exporter.shutdown();
+                        self.report(true);
+                        let _ = reply.send(result.and(shutdown));
+                        return;
+                    }
+                    Ok(Control::SetResource(resource)) => self.exporter.set_resource(&resource),
+                    Err(_) => break,
+                },
+                default(wait) => {
+                    if !self.batch.is_empty() {
+                        let _ = self.export();
+                    }
+                    self.report(false);
+                    deadline = Instant::now() + self.config.schedule_delay;
+                }
+            }
+        }
+    }
+
+    /// Exports everything queued so far, in batches.
+    fn drain(&mut self, spans: &Receiver<SpanData>) -> OTelSdkResult {
+        let mut result = Ok(());
+        while let Ok(span) = spans.try_recv() {
+            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            self.batch.push(span);
+            if self.batch.len() >= self.config.max_export_batch_size {
+                result = result.and(self.export());
+            }
+        }
+        if !self.batch.is_empty() {
+            result = result.and(self.export());
+        }
+        result
+    }
+
+    fn export(&mut self) -> OTelSdkResult {
+        let batch = std::mem::take(&mut self.batch);
+        let n = batch.len() as u64;
+        let result = futures_executor::block_on(self.exporter.export(batch));
+        match &result {
+            Ok(()) => self.stats.exported.fetch_add(n, Ordering::Relaxed),
+            Err(_) => self.stats.export_failed.fetch_add(n, Ordering::Relaxed),
+        };
+        result
+    }
+
+    /// Logs drops and failures since the last report, at most every [`REPORT_EVERY`].
+    fn report(&mut self, force: bool) {
+        let due = force || self.last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY);
+        if !due {
+            return;
+        }
+        let dropped = self.stats.dropped.load(Ordering::Relaxed);
+        let failed = self.stats.export_failed.load(Ordering::Relaxed);
+        if dropped > self.reported_dropped {
+            tracing::warn!(
+                target: "telemetry",
+                dropped_total = dropped,
+                dropped_since_last_report = dropped - self.reported_dropped,
+                queue_capacity = self.config.max_queue_size,
+                "telemetry.spans.dropped"
+            );
+        }
+        if failed > self.reported_failed {
+            tracing::warn!(
+                target: "telemetry",
+                failed_total = failed,
+                failed_since_last_report = failed - self.reported_failed,
+                "telemetry.spans.export_failed"
+            );
+        }
+        if dropped > self.reported_dropped || failed > self.reported_failed {
+            self.last_report = Some(Instant::now());
+        }
+        self.reported_dropped = dropped;
+        self.reported_failed = failed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{Tracer, TracerProvider as _};
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use std::sync::atomic::AtomicUsize;
+
+    /// An exporter that blocks until released, to fill the queue deterministically.
+    #[derive(Debug, Clone)]
+    struct GateExporter {
+        open: Arc<AtomicBool>,
+        exported: Arc<AtomicUsize>,
+    }
+
+    impl SpanExporter for GateExporter {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            while !self.open.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            self.exported.fetch_add(batch.len(), Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn config(queue: usize, batch: usize) -> BatchConfig {
+        BatchConfig {
+            schedule_delay: Duration::from_millis(20),
+            export_timeout: Duration::from_secs(5),
+            max_queue_size: queue,
+            max_export_batch_size: batch,
+        }
+    }
+
+    #[test]
+    fn full_queue_drops_and_counts_instead_of_blocking() {
+        let exporter = GateExporter {
+            open: Arc::new(AtomicBool::new(false)),
+            exported: Arc::new(AtomicUsize::new(0)),
+        };
+        let stats = Arc::new(SpanPipelineStats::default());
+        let processor =
+            BoundedBatchSpanProcessor::new(exporter.clone(), config(8, 1), stats.clone());
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build();
+        let tracer = provider.tracer("test");
+
+        // The worker takes one span and blocks in export; 8 more fill the queue; the rest drop.
+        for _ in 0..100 {
+            tracer.in_span("s", |_| {});
+        }
+        let dropped = stats.dropped.load(Ordering::SeqCst);
+        let enqueued = stats.enqueued.load(Ordering::SeqCst);
+        assert_eq!(dropped + enqueued, 100);
+        assert!(enqueued <= 9 + 1, "enqueued {enqueued}");
+        assert!(dropped >= 90, "dropped {dropped}");
+
+        exporter.open.store(true, Ordering::SeqCst);
+        provider.force_flush().expect("flush");
+        assert_eq!(exporter.exported.load(Ordering::SeqCst) as u64, enqueued);
+        assert_eq!(stats.queued.load(Ordering::SeqCst), 0);
+        provider.shutdown().expect("shutdown");
+    }
+
+    #[derive(Debug)]
+    struct FailingExporter;
+
+    impl SpanExporter for FailingExporter {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            Err(OTelSdkError::InternalFailure("collector down".into()))
+        }
+    }
+
+    #[test]
+    fn export_failures_are_counted() {
+        let stats = Arc::new(SpanPipelineStats::default());
+        let processor =
+            BoundedBatchSpanProcessor::new(FailingExporter, config(64, 16), stats.clone());
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build();
+        let tracer = provider.tracer("test");
+        for _ in 0..20 {
+            tracer.in_span("s", |_| {});
+        }
+        assert!(provider.force_flush().is_err());
+        assert_eq!(stats.export_failed.load(Ordering::SeqCst), 20);
+        assert_eq!(stats.exported.load(Ordering::SeqCst), 0);
+        let _ = provider.shutdown();
+    }
+
+    #[test]
+    fn shutdown_twice_is_an_error_not_a_hang() {
+        let stats = Arc::new(SpanPipelineStats::default());
+        let processor = BoundedBatchSpanProcessor::new(FailingExporter, config(4, 4), stats);
+        assert!(processor.shutdown().is_ok());
+        assert!(matches!(
+            processor.shutdown(),
+            Err(OTelSdkError::AlreadyShutdown)
+        ));
+        assert!(processor.force_flush().is_err());
+    }
+}

@@ -1,0 +1,410 @@
+//! Telemetry for the ShopMax services: one call sets up traces, metrics and logs over OTLP,
+//! W3C-exact context propagation, and the HTTP server and client instrumentation that makes one
+//! trace span every service hop.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! let service = telemetry::ServiceInfo { name: "chatbot", version: "0.1.0", site: "Bangalore" };
+//! let _guard = telemetry::init(service)?; // flushes and shuts down on drop
+//! let app = axum::Router::<()>::new().layer(telemetry::HttpServerLayer::new());
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`config`]: every `OTEL_*` variable, parsed once; invalid values fall back with a warning.
+//! - [`propagation`]: W3C Trace Context Level 2 and Baggage propagators and header carriers.
+//! - [`server`]: the tower layer that makes SERVER spans; [`client`]: the traced reqwest wrapper.
+//! - [`batch`]: the bounded, counting batch span processor; [`metrics`]: instruments.
+//! - [`baggage_attributes`]: copies allow-listed baggage onto spans; [`resource`]: the resource.
+//! - [`logging`]: stderr log lines with trace and span ids.
+
+pub mod baggage_attributes;
+pub mod batch;
+pub mod client;
+pub mod config;
+pub mod logging;
+pub mod metrics;
+pub mod propagation;
+pub mod resource;
+pub mod server;
+
+use std::collections::HashMap;
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{RandomIdGenerator, Sampler, SdkTracerProvider};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
+
+pub use batch::SpanPipelineStats;
+pub use client::{RequestOptions, TracedClient};
+pub use config::{
+    ExporterKind, LogFormat, PropagationPolicy, Protocol, ServiceInfo, TelemetryConfig,
+};
+pub use server::{HttpServerLayer, IncomingContext, current_trace_id};
+
+/// Crates whose own telemetry must not be traced or shipped over OTLP: exporting their events
+/// would make the exporter report on itself, in a loop.
+const PIPELINE_CRATES: &[&str] = &[
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry_otlp",
+    "opentelemetry_http",
+    "tonic",
+    "h2",
+    "hyper",
+    "hyper_util",
+    "tower",
+    "reqwest",
+];
+
+/// Why [`init`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// An OTLP exporter could not be built from the configuration.
+    #[error("building the OTLP {signal} exporter failed: {source}")]
+    Exporter {
+        /// traces, metrics or logs.
+        signal: &'static str,
+        /// The exporter's error.
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
+    /// OTLP/gRPC needs a Tokio runtime to drive its connection and none was running.
+    #[error("OTLP over gRPC needs a Tokio runtime: call init from inside one")]
+    NoRuntime,
+    /// A global tracing subscriber was already installed.
+    #[error("a global tracing subscriber is already installed: {0}")]
+    Subscriber(String),
+    /// A log filter directive could not be parsed.
+    #[error("invalid log filter: {0}")]
+    Filter(String),
+}
+
+/// Keeps the providers alive; dropping it flushes and shuts them down within the configured
+/// timeout, so the last spans of a stopping service are not lost.
+#[must_use = "dropping the guard shuts telemetry down at once"]
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+    logger: Option<SdkLoggerProvider>,
+    stats: Arc<SpanPipelineStats>,
+    timeout: Duration,
+    policy: PropagationPolicy,
+}
+
+impl TelemetryGuard {
+    /// Counters of the span pipeline (enqueued, dropped, exported, failed).
+    pub fn span_stats(&self) -> Arc<SpanPipelineStats> {
+        self.stats.clone()
+    }
+
+    /// The outbound propagation policy from the configuration.
+    pub fn propagation_policy(&self) -> PropagationPolicy {
+        self.policy.clone()
+    }
+
+    /// Exports everything buffered now (spans, metrics, logs); errors are reported, not fatal.
+    pub fn force_flush(&self) -> Result<(), String> {
+        let mut errors = Vec::new();
+        if let Some(t) = &self.tracer
+            && let Err(e) = t.force_flush()
+        {
+            errors.push(format!("traces: {e}"));
+        }
+        if let Some(m) = &self.meter
+            && let Err(e) = m.force_flush()
+        {
+            errors.push(format!("metrics: {e}"));
+        }
+        if let Some(l) = &self.logger
+            && let Err(e) = l.force_flush()
+        {
+            errors.push(format!("logs: {e}"));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        let deadline = Instant::now() + self.timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        // Traces first: they matter most and their final batch is usually the largest.
+        if let Some(t) = self.tracer.take()
+            && let Err(e) = t.shutdown_with_timeout(left())
+        {
+            eprintln!("telemetry.shutdown.traces_failed: {e}");
+        }
+        if let Some(l) = self.logger.take()
+            && let Err(e) = l.shutdown_with_timeout(left())
+        {
+            eprintln!("telemetry.shutdown.logs_failed: {e}");
+        }
+        if let Some(m) = self.meter.take()
+            && let Err(e) = m.shutdown_with_timeout(left())
+        {
+            eprintln!("telemetry.shutdown.metrics_failed: {e}");
+        }
+    }
+}
+
+/// Sets up telemetry from the environment and installs the global subscriber and providers.
+pub fn init(service: ServiceInfo) -> Result<TelemetryGuard, InitError> {
+    init_with(service, TelemetryConfig::from_env(&service))
+}
+
+/// The composite propagator the configuration asks for.
+pub fn propagator(config: &TelemetryConfig) -> TextMapCompositePropagator {
+    let parts: Vec<Box<dyn TextMapPropagator + Send + Sync>> = config
+        .propagators
+        .iter()
+        .map(|kind| -> Box<dyn TextMapPropagator + Send + Sync> {
+            match kind {
+                config::PropagatorKind::TraceContext => {
+                    Box::new(propagation::TraceContextPropagator)
+                }
+                config::PropagatorKind::Baggage => Box::new(propagation::BaggagePropagator),
+            }
+        })
+        .collect();
+    TextMapCompositePropagator::new(parts)
+}
+
+fn sampler(config: &config::SamplerConfig) -> Sampler {
+    use config::SamplerConfig as S;
+    match *config {
+        S::AlwaysOn => Sampler::AlwaysOn,
+        S::AlwaysOff => Sampler::AlwaysOff,
+        S::TraceIdRatio(r) => Sampler::TraceIdRatioBased(r),
+        S::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        S::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        S::ParentBasedTraceIdRatio(r) => {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
+        }
+    }
+}
+
+/// Builds an OTLP exporter of type `$exporter` for `$otlp` (gRPC or HTTP).
+macro_rules! otlp_exporter {
+    ($exporter:ty, $otlp:expr, $signal:literal, $timeout:expr) => {{
+        let otlp: &config::OtlpConfig = $otlp;
+        let timeout: Duration = $timeout;
+        let built = match otlp.protocol {
+            Protocol::Grpc => {
+                if tokio::runtime::Handle::try_current().is_err() {
+                    return Err(InitError::NoRuntime);
+                }
+                let mut metadata = tonic::metadata::MetadataMap::new();
+                for (k, v) in &otlp.headers {
+                    if let (Ok(k), Ok(v)) = (
+                        k.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(),
+                        v.parse(),
+                    ) {
+                        metadata.insert(k, v);
+                    }
+                }
+                <$exporter>::builder()
+                    .with_tonic()
+                    .with_endpoint(otlp.endpoint.clone())
+                    .with_timeout(timeout)
+                    .with_metadata(metadata)
+                    .build()
+            }
+            Protocol::HttpProtobuf | Protocol::HttpJson => <$exporter>::builder()
+                .with_http()
+                .with_protocol(if otlp.protocol == Protocol::HttpJson {
+                    opentelemetry_otlp::Protocol::HttpJson
+                } else {
+                    opentelemetry_otlp::Protocol::HttpBinary
+                })
+                .with_endpoint(otlp.endpoint.clone())
+                .with_timeout(timeout)
+                .with_headers(otlp.headers.iter().cloned().collect::<HashMap<_, _>>())
+                .build(),
+        };
+        built.map_err(|source| InitError::Exporter {
+            signal: $signal,
+            source,
+        })?
+    }};
+}
+
+/// Sets up telemetry from an explicit configuration (tests build one from a map).
+pub fn init_with(
+    service: ServiceInfo,
+    config: TelemetryConfig,
+) -> Result<TelemetryGuard, InitError> {
+    opentelemetry::global::set_text_map_propagator(propagator(&config));
+    let stats = Arc::new(SpanPipelineStats::default());
+
+    let log_filter =
+        EnvFilter::try_new(&config.log_filter).map_err(|e| InitError::Filter(e.to_string()))?;
+    let ansi = std::io::stderr().is_terminal() && config.log_format == LogFormat::Human;
+    let fmt_layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .event_format(logging::EventFormat::new(config.log_format, ansi))
+        .with_filter(log_filter);
+
+    let (tracer, meter, logger) = if config.sdk_disabled {
+        (None, None, None)
+    } else {
+        let resource = resource::build(&service, &config);
+
+        let tracer = match config.traces_exporter {
+            ExporterKind::None => None,
+            kind => {
+                let mut builder = SdkTracerProvider::builder()
+                    .with_resource(resource.clone())
+                    .with_sampler(sampler(&config.sampler))
+                    .with_id_generator(RandomIdGenerator::default())
+                    .with_span_processor(baggage_attributes::BaggageSpanProcessor::new(
+                        config.baggage_span_attributes.clone(),
+                    ));
+                let timeout = config.traces_otlp.timeout.min(config.batch.export_timeout);
+                builder = if kind == ExporterKind::Otlp {
+                    let exporter = otlp_exporter!(
+                        opentelemetry_otlp::SpanExporter,
+                        &config.traces_otlp,
+                        "traces",
+                        timeout
+                    );
+                    builder.with_span_processor(batch::BoundedBatchSpanProcessor::new(
+                        exporter,
+                        config.batch,
+                        stats.clone(),
+                    ))
+                } else {
+                    builder.with_span_processor(batch::BoundedBatchSpanProcessor::new(
+                        opentelemetry_stdout::SpanExporter::default(),
+                        config.batch,
+                        stats.clone(),
+                    ))
+                };
+                Some(builder.build())
+            }
+        };
+
+        let meter = match config.metrics_exporter {
+            ExporterKind::None => None,
+            kind => {
+                let builder = SdkMeterProvider::builder().with_resource(resource.clone());
+                let builder = if kind == ExporterKind::Otlp {
+                    let exporter = otlp_exporter!(
+                        opentelemetry_otlp::MetricExporter,
+                        &config.metrics_otlp,
+                        "metrics",
+                        config
+                            .metrics_otlp
+                            .timeout
+                            .min(config.metric_export_timeout)
+                    );
+                    builder.with_reader(
+                        PeriodicReader::builder(exporter)
+                            .with_interval(config.metric_export_interval)
+                            .build(),
+                    )
+                } else {
+                    builder.with_reader(
+                        PeriodicReader::builder(opentelemetry_stdout::MetricExporter::default())
+                            .with_interval(config.metric_export_interval)
+                            .build(),
+                    )
+                };
+                Some(builder.build())
+            }
+        };
+
+        let logger = match config.logs_exporter {
+            ExporterKind::None => None,
+            kind => {
+                let builder = SdkLoggerProvider::builder().with_resource(resource);
+                let builder = if kind == ExporterKind::Otlp {
+                    let exporter = otlp_exporter!(
+                        opentelemetry_otlp::LogExporter,
+                        &config.logs_otlp,
+                        "logs",
+                        config.logs_otlp.timeout
+                    );
+                    builder.with_batch_exporter(exporter)
+                } else {
+                    builder.with_batch_exporter(opentelemetry_stdout::LogExporter::default())
+                };
+                Some(builder.build())
+            }
+        };
+        (tracer, meter, logger)
+    };
+
+    if let Some(t) = &tracer {
+        opentelemetry::global::set_tracer_provider(t.clone());
+    }
+    if let Some(m) = &meter {
+        opentelemetry::global::set_meter_provider(m.clone());
+        metrics::register_pipeline(&opentelemetry::global::meter(metrics::SCOPE), stats.clone());
+    }
+
+    let pipeline_off: String = PIPELINE_CRATES
+        .iter()
+        .map(|c| format!(",{c}=off"))
+        .collect();
+    let trace_layer = tracer.as_ref().map(|t| {
+        let filter = EnvFilter::try_new(format!("info{pipeline_off}"))
+            .unwrap_or_else(|_| EnvFilter::new("info"));
+        tracing_opentelemetry::layer()
+            .with_tracer(t.tracer(metrics::SCOPE))
+            .with_error_records_to_exceptions(true)
+            .with_filter(filter)
+    });
+    let log_bridge = match &logger {
+        Some(l) => {
+            let filter = EnvFilter::try_new(format!("{}{pipeline_off}", config.log_filter))
+                .map_err(|e| InitError::Filter(e.to_string()))?;
+            Some(
+                opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(l)
+                    .with_filter(filter),
+            )
+        }
+        None => None,
+    };
+
+    tracing_subscriber::registry()
+        .with(fmt_layer)
+        .with(trace_layer)
+        .with(log_bridge)
+        .try_init()
+        .map_err(|e| InitError::Subscriber(e.to_string()))?;
+
+    for warning in &config.warnings {
+        tracing::warn!(target: "telemetry", warning = %warning, "telemetry.config.invalid");
+    }
+    tracing::info!(
+        target: "telemetry",
+        service_name = %config.service_name,
+        traces_exporter = ?config.traces_exporter,
+        traces_endpoint = %config.traces_otlp.endpoint,
+        traces_protocol = ?config.traces_otlp.protocol,
+        sdk_disabled = config.sdk_disabled,
+        "telemetry.started"
+    );
+
+    Ok(TelemetryGuard {
+        tracer,
+        meter,
+        logger,
+        stats,
+        timeout: config.shutdown_timeout,
+        policy: config.propagation.clone(),
+    })
+}
