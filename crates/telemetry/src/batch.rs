@@ -57,6 +57,7 @@ pub struct BoundedBatchSpanProcessor {
     control: Sender<Control>,
     stats: Arc<SpanPipelineStats>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    stop_reporter: Sender<()>,
     shut_down: AtomicBool,
 }
 
@@ -87,9 +88,6 @@ impl BoundedBatchSpanProcessor {
                     config,
                     stats: worker_stats,
                     batch: Vec::new(),
-                    reported_dropped: 0,
-                    reported_failed: 0,
-                    last_report: None,
                 }
                 .run(spans_rx, control_rx)
             })
@@ -97,11 +95,23 @@ impl BoundedBatchSpanProcessor {
         if worker.is_none() {
             tracing::error!(target: "telemetry", "telemetry.exporter.thread_failed");
         }
+        let (stop_tx, stop_rx) = bounded(1);
+        let reporter = Reporter {
+            stats: stats.clone(),
+            capacity,
+            reported_dropped: 0,
+            reported_failed: 0,
+            last_report: None,
+        };
+        let _ = std::thread::Builder::new()
+            .name("otel-span-report".into())
+            .spawn(move || reporter.run(stop_rx));
         Self {
             spans: spans_tx,
             control: control_tx,
             stats,
             worker: Mutex::new(worker),
+            stop_reporter: stop_tx,
             shut_down: AtomicBool::new(false),
         }
     }
@@ -155,6 +165,7 @@ impl SpanProcessor for BoundedBatchSpanProcessor {
             return Err(OTelSdkError::AlreadyShutdown);
         }
         let result = self.call(Control::Shutdown, timeout);
+        let _ = self.stop_reporter.try_send(());
         if result.is_ok()
             && let Some(handle) = self.worker.lock().ok().and_then(|mut w| w.take())
         {
@@ -173,9 +184,6 @@ struct Worker<E> {
     config: BatchConfig,
     stats: Arc<SpanPipelineStats>,
     batch: Vec<SpanData>,
-    reported_dropped: u64,
-    reported_failed: u64,
-    last_report: Option<Instant>,
 }
 
 impl<E: SpanExporter> Worker<E> {
@@ -203,7 +211,6 @@ impl<E: SpanExporter> Worker<E> {
                     Ok(Control::Shutdown(reply)) => {
                         let result = self.drain(&spans);
                         let shutdown = self.exporter.shutdown();
-                        self.report(true);
                         let _ = reply.send(result.and(shutdown));
                         return;
                     }
@@ -214,7 +221,6 @@ impl<E: SpanExporter> Worker<E> {
                     if !self.batch.is_empty() {
                         let _ = self.export();
                     }
-                    self.report(false);
                     deadline = Instant::now() + self.config.schedule_delay;
                 }
             }
@@ -247,8 +253,30 @@ impl<E: SpanExporter> Worker<E> {
         };
         result
     }
+}
 
-    /// Logs drops and failures since the last report, at most every [`REPORT_EVERY`].
+/// Logs drops and export failures from its own thread, so a report is never stuck behind an
+/// export that waits on a dead collector, and never runs on the request path.
+#[derive(Debug)]
+struct Reporter {
+    stats: Arc<SpanPipelineStats>,
+    capacity: usize,
+    reported_dropped: u64,
+    reported_failed: u64,
+    last_report: Option<Instant>,
+}
+
+impl Reporter {
+    fn run(mut self, stop: Receiver<()>) {
+        // Checking every second keeps the first report prompt; REPORT_EVERY rate-limits the rest.
+        while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+            stop.recv_timeout(Duration::from_secs(1))
+        {
+            self.report(false);
+        }
+        self.report(true);
+    }
+
     fn report(&mut self, force: bool) {
         let due = force || self.last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY);
         if !due {
@@ -261,7 +289,7 @@ impl<E: SpanExporter> Worker<E> {
                 target: "telemetry",
                 dropped_total = dropped,
                 dropped_since_last_report = dropped - self.reported_dropped,
-                queue_capacity = self.config.max_queue_size,
+                queue_capacity = self.capacity,
                 "telemetry.spans.dropped"
             );
         }

@@ -17,6 +17,7 @@
 //! - [`batch`]: the bounded, counting batch span processor; [`metrics`]: instruments.
 //! - [`baggage_attributes`]: copies allow-listed baggage onto spans; [`resource`]: the resource.
 //! - [`logging`]: stderr log lines with trace and span ids.
+//! - [`w3c_harness`]: the service side of the W3C Trace Context test suite.
 
 pub mod baggage_attributes;
 pub mod batch;
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod propagation;
 pub mod resource;
 pub mod server;
+pub mod w3c_harness;
 
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
@@ -41,7 +43,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{RandomIdGenerator, Sampler, SdkTracerProvider};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Layer as _};
+use tracing_subscriber::{EnvFilter, Layer as _, Registry};
 
 pub use batch::SpanPipelineStats;
 pub use client::{RequestOptions, TracedClient};
@@ -262,39 +264,40 @@ pub fn init_with(
     } else {
         let resource = resource::build(&service, &config);
 
-        let tracer = match config.traces_exporter {
-            ExporterKind::None => None,
-            kind => {
-                let mut builder = SdkTracerProvider::builder()
-                    .with_resource(resource.clone())
-                    .with_sampler(sampler(&config.sampler))
-                    .with_id_generator(RandomIdGenerator::default())
-                    .with_span_processor(baggage_attributes::BaggageSpanProcessor::new(
-                        config.baggage_span_attributes.clone(),
-                    ));
-                let timeout = config.traces_otlp.timeout.min(config.batch.export_timeout);
-                builder = if kind == ExporterKind::Otlp {
-                    let exporter = otlp_exporter!(
-                        opentelemetry_otlp::SpanExporter,
-                        &config.traces_otlp,
-                        "traces",
-                        timeout
-                    );
-                    builder.with_span_processor(batch::BoundedBatchSpanProcessor::new(
-                        exporter,
-                        config.batch,
-                        stats.clone(),
-                    ))
-                } else {
-                    builder.with_span_processor(batch::BoundedBatchSpanProcessor::new(
-                        opentelemetry_stdout::SpanExporter::default(),
-                        config.batch,
-                        stats.clone(),
-                    ))
-                };
-                Some(builder.build())
+        // The provider exists even with OTEL_TRACES_EXPORTER=none: spans are still made and
+        // context still propagates with our span ids; only export is off.
+        let mut builder = SdkTracerProvider::builder()
+            .with_resource(resource.clone())
+            .with_sampler(sampler(&config.sampler))
+            .with_id_generator(RandomIdGenerator::default())
+            .with_span_processor(baggage_attributes::BaggageSpanProcessor::new(
+                config.baggage_span_attributes.clone(),
+            ));
+        let timeout = config.traces_otlp.timeout.min(config.batch.export_timeout);
+        match config.traces_exporter {
+            ExporterKind::None => {}
+            ExporterKind::Otlp => {
+                let exporter = otlp_exporter!(
+                    opentelemetry_otlp::SpanExporter,
+                    &config.traces_otlp,
+                    "traces",
+                    timeout
+                );
+                builder = builder.with_span_processor(batch::BoundedBatchSpanProcessor::new(
+                    exporter,
+                    config.batch,
+                    stats.clone(),
+                ));
             }
-        };
+            ExporterKind::Console => {
+                builder = builder.with_span_processor(batch::BoundedBatchSpanProcessor::new(
+                    opentelemetry_stdout::SpanExporter::default(),
+                    config.batch,
+                    stats.clone(),
+                ));
+            }
+        }
+        let tracer = Some(builder.build());
 
         let meter = match config.metrics_exporter {
             ExporterKind::None => None,
@@ -359,30 +362,37 @@ pub fn init_with(
         .iter()
         .map(|c| format!(",{c}=off"))
         .collect();
-    let trace_layer = tracer.as_ref().map(|t| {
-        let filter = EnvFilter::try_new(format!("info{pipeline_off}"))
-            .unwrap_or_else(|_| EnvFilter::new("info"));
-        tracing_opentelemetry::layer()
-            .with_tracer(t.tracer(metrics::SCOPE))
-            .with_error_records_to_exceptions(true)
-            .with_filter(filter)
-    });
-    let log_bridge = match &logger {
-        Some(l) => {
-            let filter = EnvFilter::try_new(format!("{}{pipeline_off}", config.log_filter))
-                .map_err(|e| InitError::Filter(e.to_string()))?;
-            Some(
-                opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(l)
-                    .with_filter(filter),
-            )
-        }
-        None => None,
+    let span_filter = || {
+        EnvFilter::try_new(format!("info{pipeline_off}")).unwrap_or_else(|_| EnvFilter::new("info"))
     };
+    let mut layers: Vec<Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>> =
+        vec![Box::new(fmt_layer)];
+    match &tracer {
+        Some(t) => layers.push(Box::new(
+            tracing_opentelemetry::layer()
+                .with_tracer(t.tracer(metrics::SCOPE))
+                .with_error_records_to_exceptions(true)
+                .with_filter(span_filter()),
+        )),
+        // With the SDK disabled the API still passes the caller's context through unchanged, as
+        // the specification asks of a no-op implementation.
+        None => layers.push(Box::new(
+            tracing_opentelemetry::layer()
+                .with_tracer(opentelemetry::trace::noop::NoopTracer::new())
+                .with_filter(span_filter()),
+        )),
+    }
+    if let Some(l) = &logger {
+        let filter = EnvFilter::try_new(format!("{}{pipeline_off}", config.log_filter))
+            .map_err(|e| InitError::Filter(e.to_string()))?;
+        layers.push(Box::new(
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(l)
+                .with_filter(filter),
+        ));
+    }
 
     tracing_subscriber::registry()
-        .with(fmt_layer)
-        .with(trace_layer)
-        .with(log_bridge)
+        .with(layers)
         .try_init()
         .map_err(|e| InitError::Subscriber(e.to_string()))?;
 

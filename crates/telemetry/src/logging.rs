@@ -181,6 +181,78 @@ fn humantime_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry::trace::TracerProvider as _;
+    use std::io;
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().expect("buffer").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Logs one line outside any span and one inside a traced span; returns the output and the
+    /// span's trace id.
+    fn capture(format: LogFormat) -> (Vec<String>, String) {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("t")))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .event_format(EventFormat::new(format, false))
+                    .with_writer(move || writer.clone()),
+            );
+        let mut trace_id = String::new();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("outside.request");
+            let span = tracing::info_span!("request");
+            let _entered = span.enter();
+            trace_id = current_ids().expect("ids inside a span").0;
+            tracing::info!(customer = "c-1", count = 3, "inside.request");
+        });
+        let text = String::from_utf8(buffer.0.lock().expect("buffer").clone()).expect("utf8");
+        (text.lines().map(str::to_owned).collect(), trace_id)
+    }
+
+    #[test]
+    fn json_lines_inside_a_span_carry_trace_and_span_ids() {
+        let (lines, trace_id) = capture(LogFormat::Json);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let outside: serde_json::Value = serde_json::from_str(&lines[0]).expect("json");
+        assert!(outside.get("trace_id").is_none());
+        let inside: serde_json::Value = serde_json::from_str(&lines[1]).expect("json");
+        assert_eq!(inside["message"], "inside.request");
+        assert_eq!(inside["trace_id"], trace_id.as_str());
+        assert_eq!(inside["span_id"].as_str().map(str::len), Some(16));
+        assert_eq!(inside["fields"]["customer"], "c-1");
+        assert_eq!(inside["fields"]["count"], 3);
+        assert_eq!(inside["level"], "INFO");
+        assert_eq!(inside["span"], "request");
+    }
+
+    #[test]
+    fn human_lines_inside_a_span_carry_trace_and_span_ids() {
+        let (lines, trace_id) = capture(LogFormat::Human);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(!lines[0].contains("trace_id="));
+        assert!(lines[1].contains("inside.request"), "{}", lines[1]);
+        assert!(
+            lines[1].contains(&format!("trace_id={trace_id} span_id=")),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[1].contains("customer=\"c-1\""));
+    }
 
     #[test]
     fn timestamp_is_rfc3339_utc() {

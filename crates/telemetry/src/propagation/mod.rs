@@ -17,7 +17,7 @@ pub(crate) mod baggage;
 pub(crate) mod traceparent;
 pub(crate) mod tracestate;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
@@ -31,15 +31,21 @@ const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
 const BAGGAGE: &str = "baggage";
 
-/// The trace id and flags a caller sent us. Kept in the [`Context`] so that, on the way out, we
-/// forward the caller's `random` flag unchanged and set it ourselves only for traces we started
-/// (our trace ids come from a random generator, which is what the flag promises).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The trace id, flags and tracestate a caller sent us. Kept in the [`Context`] so that, on the
+/// way out, we forward the caller's `random` flag unchanged and set it ourselves only for traces
+/// we started (our trace ids come from a random generator, which is what the flag promises).
+///
+/// The tracestate is kept here too because `opentelemetry::trace::TraceState` validates keys
+/// against the older Level 1 grammar (one `@`, a vendor part under 14 characters) and would
+/// refuse members that Level 2 allows; we validated them ourselves and forward them as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteTrace {
     /// The caller's trace id.
     pub trace_id: TraceId,
     /// The caller's trace flags as received.
     pub flags: u8,
+    /// The caller's tracestate members, validated, in order.
+    pub tracestate: Arc<[(String, String)]>,
 }
 
 /// The trace flags to send for `span_context` in `cx`: sampled as decided, `random` as received
@@ -79,9 +85,8 @@ impl TraceContextPropagator {
         let parent = traceparent::parse_traceparent(&parents)?;
         let states = all_values(extractor, TRACESTATE);
         // An invalid tracestate is discarded whole; the traceparent still stands.
-        let trace_state = tracestate::parse_tracestate(&states)
-            .and_then(|members| TraceState::from_key_value(members).ok())
-            .unwrap_or_default();
+        let members = tracestate::parse_tracestate(&states).unwrap_or_default();
+        let trace_state = TraceState::from_key_value(members.iter().cloned()).unwrap_or_default();
         let trace_id = TraceId::from_bytes(parent.trace_id.to_be_bytes());
         let span_context = SpanContext::new(
             trace_id,
@@ -96,6 +101,7 @@ impl TraceContextPropagator {
             RemoteTrace {
                 trace_id,
                 flags: parent.flags,
+                tracestate: members.into(),
             },
         ))
     }
@@ -109,10 +115,24 @@ impl TextMapPropagator for TraceContextPropagator {
             return;
         }
         injector.set(TRACEPARENT, traceparent_value(cx, span_context));
-        let members = span_context.trace_state().header();
-        if let Some(value) = tracestate::parse_tracestate(&[members.as_str()]).and_then(|m| {
-            tracestate::format_tracestate(m.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        }) {
+        // Forward a caller's tracestate as we validated it; otherwise use the span's own.
+        let value = match cx.get::<RemoteTrace>() {
+            Some(remote) if remote.trace_id == span_context.trace_id() => {
+                tracestate::format_tracestate(
+                    remote
+                        .tracestate
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                )
+            }
+            _ => {
+                let header = span_context.trace_state().header();
+                tracestate::parse_tracestate(&[header.as_str()]).and_then(|m| {
+                    tracestate::format_tracestate(m.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                })
+            }
+        };
+        if let Some(value) = value {
             injector.set(TRACESTATE, value);
         }
     }
@@ -237,4 +257,35 @@ pub fn baggage_entries(cx: &Context) -> Vec<KeyValue> {
         .iter()
         .map(|(k, (v, _))| KeyValue::new(k.clone(), v.to_string()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(headers: &[(&str, &str)]) -> HeaderMap {
+        let mut incoming = HeaderMap::new();
+        for (k, v) in headers {
+            incoming.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        let cx = TraceContextPropagator.extract(&HeaderExtractor(&incoming));
+        let mut outgoing = HeaderMap::new();
+        TraceContextPropagator.inject_context(&cx, &mut HeaderInjector(&mut outgoing));
+        outgoing
+    }
+
+    #[test]
+    fn level_2_tracestate_keys_survive_extract_and_inject() {
+        let out = round_trip(&[
+            (
+                "traceparent",
+                "00-12345678901234567890123456789012-1234567890123456-01",
+            ),
+            ("tracestate", "foo@@bar=1,t@vvvvvvvvvvvvvvv=2"),
+        ]);
+        assert_eq!(out["tracestate"], "foo@@bar=1,t@vvvvvvvvvvvvvvv=2");
+    }
 }

@@ -1,0 +1,78 @@
+//! With no OTLP receiver listening, traced requests are not slowed and failed exports are
+//! counted and reported.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+
+#[test]
+fn requests_are_unharmed_and_failed_exports_counted_when_no_receiver_listens() {
+    // Bind then drop a listener: nothing listens on that port any more.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_endpoint = format!("http://{}", dead.local_addr().expect("addr"));
+    drop(dead);
+    let env = common::start(|sink| {
+        common::vars(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", dead_endpoint.clone()),
+            // Metrics and logs go to a live receiver so the failure report can be observed.
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", sink.grpc_endpoint()),
+            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", sink.grpc_endpoint()),
+        ])
+    });
+    let stats = env.guard.span_stats();
+    env.rt.block_on(async {
+        let addr = common::serve(common::work_router()).await;
+        let client = reqwest::Client::new();
+        // Warm up connections and code paths before measuring.
+        common::latencies(&client, &format!("http://{addr}/plain"), 20).await;
+        common::latencies(&client, &format!("http://{addr}/work"), 20).await;
+        let mut plain = common::latencies(&client, &format!("http://{addr}/plain"), 300).await;
+        let mut traced = common::latencies(&client, &format!("http://{addr}/work"), 300).await;
+        let (p50_plain, p50_traced) = (
+            common::percentile(&mut plain, 50),
+            common::percentile(&mut traced, 50),
+        );
+        let max_traced = common::percentile(&mut traced, 100);
+        eprintln!(
+            "p50 untraced {p50_plain} us, p50 traced {p50_traced} us, max traced {max_traced} us"
+        );
+        // Noise bound, not a speed target: the export path must add nothing a request waits on.
+        assert!(
+            p50_traced <= p50_plain * 2 + 2_000,
+            "traced p50 {p50_traced} us vs untraced {p50_plain} us"
+        );
+        assert!(
+            max_traced < 1_000_000,
+            "a request waited on the exporter: {max_traced} us"
+        );
+
+        assert!(
+            env.sink
+                .wait_until(common::WAIT, |_| stats
+                    .export_failed
+                    .load(Ordering::Relaxed)
+                    > 0)
+                .await,
+            "failed exports are counted"
+        );
+        // The failure is reported as a metric and as a log record.
+        assert!(
+            env.sink
+                .wait_until(common::WAIT, |s| {
+                    s.metric_names()
+                        .iter()
+                        .any(|n| n == "otel.sdk.exporter.span.exported")
+                })
+                .await
+        );
+        assert!(
+            env.sink
+                .wait_until(common::WAIT, |s| {
+                    format!("{:?}", s.received().logs).contains("telemetry.spans.export_failed")
+                })
+                .await,
+            "export failure logged"
+        );
+    });
+    assert!(stats.enqueued.load(Ordering::Relaxed) >= 320 * 4);
+}

@@ -1,0 +1,288 @@
+//! Shared test fixtures: a process-wide telemetry setup (the subscriber and providers are global,
+//! so each test binary initialises once and its tests share it), a header-capturing downstream,
+//! and small HTTP helpers.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::any;
+use otlp_sink::OtlpSink;
+use telemetry::{ServiceInfo, TelemetryConfig, TelemetryGuard};
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+
+pub const SERVICE: ServiceInfo = ServiceInfo {
+    name: "telemetry-test",
+    version: "9.9.9",
+    site: "Bangalore",
+};
+
+/// A process-wide environment: its own runtime (kept alive for the exporter and the servers),
+/// an OTLP sink and the initialised telemetry.
+pub struct TestEnv {
+    // Fields drop in order: the guard flushes while the sink and the runtime still run.
+    pub guard: TelemetryGuard,
+    pub policy: telemetry::PropagationPolicy,
+    pub sink: OtlpSink,
+    pub rt: Runtime,
+}
+
+/// Fast export settings so tests do not wait for the 5 s / 60 s defaults.
+pub const FAST: &[(&str, &str)] = &[
+    ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+    ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+    ("OTEL_BLRP_SCHEDULE_DELAY", "50"),
+    ("RUST_LOG", "info"),
+];
+
+/// Starts a sink, then initialises telemetry with `vars(&sink)` plus [`FAST`].
+pub fn start(vars: impl FnOnce(&OtlpSink) -> Vec<(String, String)>) -> TestEnv {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sink = rt.block_on(OtlpSink::start()).expect("sink");
+    let mut map: HashMap<String, String> = FAST
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    map.extend(vars(&sink));
+    let config = TelemetryConfig::from_lookup(&SERVICE, |k| map.get(k).cloned());
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let policy = config.propagation.clone();
+    // The gRPC exporter must be built inside the runtime that will drive its connection.
+    let guard = {
+        let _entered = rt.enter();
+        telemetry::init_with(SERVICE, config).expect("init")
+    };
+    TestEnv {
+        rt,
+        sink,
+        guard,
+        policy,
+    }
+}
+
+pub fn vars(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+/// A downstream that records the headers of every request and answers 200 `{}`.
+#[derive(Clone, Default)]
+pub struct Capture {
+    pub requests: Arc<Mutex<Vec<(String, HeaderMap)>>>,
+}
+
+impl Capture {
+    pub fn last_for(&self, path: &str) -> Option<HeaderMap> {
+        self.requests
+            .lock()
+            .expect("capture")
+            .iter()
+            .rev()
+            .find(|(p, _)| p == path)
+            .map(|(_, h)| h.clone())
+    }
+}
+
+async fn record(
+    State(capture): State<Capture>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> &'static str {
+    capture
+        .requests
+        .lock()
+        .expect("capture")
+        .push((uri.path().to_owned(), headers));
+    "{}"
+}
+
+/// Serves `router` on 127.0.0.1 port 0; returns its address.
+pub async fn serve(router: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("serve");
+    });
+    addr
+}
+
+/// Starts a capturing downstream.
+pub async fn capture_server() -> (Capture, SocketAddr) {
+    let capture = Capture::default();
+    let router = Router::new()
+        .fallback(any(record))
+        .with_state(capture.clone());
+    (capture, serve(router).await)
+}
+
+/// Header values as strings (all values of `name`).
+pub fn header_values(headers: &HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Drives one traced request through a server with [`telemetry::HttpServerLayer`] that calls a
+/// downstream with [`telemetry::TracedClient`] and logs inside the request; then checks that
+/// spans, metrics and logs reached the sink over `transport` with the right resource.
+pub fn assert_signals_arrive(env: &TestEnv, transport: otlp_sink::Transport) {
+    use axum::routing::get;
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    let sink = env.sink.clone();
+    env.rt.block_on(async move {
+        let (_capture, downstream) = capture_server().await;
+        let client = telemetry::TracedClient::new(reqwest::Client::new(), env.policy.clone());
+        let app = Router::new()
+            .route(
+                "/items/{id}",
+                get(
+                    move |axum::extract::Path(id): axum::extract::Path<String>| {
+                        let client = client.clone();
+                        async move {
+                            tracing::info!(item = %id, "items.lookup.started");
+                            let url = format!("http://localhost:{}/stock", downstream.port());
+                            let request = client.inner().get(url).build().expect("request");
+                            let _ = client.execute(request).await;
+                            let cx = tracing::Span::current().context();
+                            cx.span().span_context().trace_id().to_string()
+                        }
+                    },
+                ),
+            )
+            .layer(telemetry::HttpServerLayer::new());
+        let addr = serve(app).await;
+        let response = reqwest::Client::new()
+            .get(format!("http://{addr}/items/42?x=1"))
+            .header("user-agent", "it/1.0")
+            .send()
+            .await
+            .expect("app reachable");
+        assert_eq!(response.status(), 200);
+        let trace_id = response.text().await.expect("body");
+        assert_eq!(trace_id.len(), 32);
+
+        let spans = sink
+            .wait_for_spans(2, WAIT, |s| s.trace_id() == trace_id)
+            .await;
+        assert_eq!(spans.len(), 2, "{spans:?}");
+        let server = spans
+            .iter()
+            .find(|s| s.span.kind == 2)
+            .expect("server span");
+        assert_eq!(server.span.name, "GET /items/{id}");
+        assert_eq!(server.transport, transport);
+        assert_eq!(server.attr("http.route").as_deref(), Some("/items/{id}"));
+        assert_eq!(server.attr("url.query").as_deref(), Some("x=1"));
+        assert_eq!(
+            server.attr("user_agent.original").as_deref(),
+            Some("it/1.0")
+        );
+        assert_eq!(server.resource_attr("service.name"), Some("telemetry-test"));
+        assert_eq!(server.resource_attr("service.version"), Some("9.9.9"));
+        assert_eq!(server.resource_attr("service.namespace"), Some("shopmax"));
+        assert_eq!(server.resource_attr("geo.locality.name"), Some("Bangalore"));
+        assert!(
+            server
+                .resource_attr("deployment.environment.name")
+                .is_some()
+        );
+        let client_span = spans
+            .iter()
+            .find(|s| s.span.kind == 3)
+            .expect("client span");
+        assert_eq!(client_span.parent_span_id(), server.span_id());
+
+        // The log line written inside the request carries the request's trace context.
+        assert!(
+            sink.wait_until(WAIT, |s| {
+                s.received().logs.iter().any(|(t, req)| {
+                    *t == transport
+                        && req
+                            .resource_logs
+                            .iter()
+                            .flat_map(|r| &r.scope_logs)
+                            .flat_map(|s| &s.log_records)
+                            .any(|rec| {
+                                otlp_sink::hex(&rec.trace_id) == trace_id
+                                    && format!("{:?}", rec.body).contains("items.lookup.started")
+                            })
+                })
+            })
+            .await,
+            "log record with the trace id"
+        );
+        // Both HTTP duration metrics arrive.
+        assert!(
+            sink.wait_until(WAIT, |s| {
+                let names = s.metric_names();
+                names.iter().any(|n| n == "http.server.request.duration")
+                    && names.iter().any(|n| n == "http.client.request.duration")
+            })
+            .await,
+            "metrics: {:?}",
+            sink.metric_names()
+        );
+    });
+}
+
+/// Percentile `p` (0..=100) of `samples`, in microseconds.
+pub fn percentile(samples: &mut [u128], p: usize) -> u128 {
+    samples.sort_unstable();
+    let idx = (samples.len().saturating_sub(1) * p) / 100;
+    samples[idx]
+}
+
+/// A router with a traced route `/work` (one server span and three child spans) and an untraced
+/// twin `/plain` doing the same work, to compare the cost of tracing.
+pub fn work_router() -> Router {
+    use axum::routing::get;
+    async fn work() -> &'static str {
+        for step in ["parse", "score", "render"] {
+            let span = tracing::info_span!("work.step", step);
+            let _entered = span.enter();
+            tracing::debug!("work.step.done");
+        }
+        "ok"
+    }
+    Router::new()
+        .route("/work", get(work))
+        .route("/plain", get(work))
+        .layer(telemetry::HttpServerLayer::new().untraced_paths(["/plain", "/healthz"]))
+}
+
+/// Sends `n` sequential GETs to `url`; returns each latency in microseconds.
+pub async fn latencies(client: &reqwest::Client, url: &str, n: usize) -> Vec<u128> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = std::time::Instant::now();
+        let response = client.get(url).send().await.expect("reachable");
+        assert_eq!(response.status(), 200);
+        let _ = response.bytes().await;
+        out.push(start.elapsed().as_micros());
+    }
+    out
+}
