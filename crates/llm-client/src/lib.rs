@@ -1,0 +1,248 @@
+//! An OpenAI-compatible LLM client: chat completions (plain and SSE-streamed) and embeddings, so
+//! one binary works against OpenAI, Ollama, vLLM or the ShopMax mock by base URL, key and model.
+//! Every call is a CLIENT span per the OpenTelemetry GenAI semantic conventions, with the seed
+//! article's `llm.*` attributes alongside.
+//!
+//! Services depend on the [`LlmClient`] and [`EmbeddingClient`] traits, so tests swap in fakes.
+//!
+//! # Layout
+//! - [`LlmConfig`]: settings from the environment; the key is an [`ApiKey`], never printed.
+//! - [`LlmClient`], [`EmbeddingClient`]: the traits; [`OpenAiClient`] implements both.
+//! - [`semconv`]: every GenAI attribute and metric name, in one place (the conventions move).
+//! - [`LlmError`]: what can go wrong, with a low-cardinality `error.type`.
+
+pub mod semconv;
+
+mod openai;
+
+use std::fmt;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use openai::OpenAiClient;
+
+/// An API key. Its `Debug` and `Display` never show the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key.
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key itself, for the `Authorization` header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct LlmConfig {
+    /// Base URL up to and including `/v1`, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Bearer key; `None` for servers that need none (Ollama, the mock).
+    pub api_key: Option<ApiKey>,
+    /// Chat model, e.g. `gpt-4o-mini`.
+    pub chat_model: String,
+    /// Embedding model, e.g. `text-embedding-3-small`.
+    pub embedding_model: String,
+    /// `gen_ai.provider.name`, e.g. `openai`.
+    pub provider_name: String,
+    /// Timeout of one attempt.
+    pub timeout: Duration,
+    /// Retries after the first attempt on 429, 5xx and transport errors.
+    pub max_retries: u32,
+    /// First backoff; doubles per retry (with jitter) unless the server sends Retry-After.
+    pub initial_backoff: Duration,
+    /// Longest wait between attempts, also the cap on an honoured Retry-After.
+    pub max_backoff: Duration,
+    /// Record prompt and completion text on spans
+    /// (`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`).
+    pub capture_content: bool,
+}
+
+impl LlmConfig {
+    /// Reads `LLM_BASE_URL` (default `http://localhost:8090/v1`, the mock), `LLM_API_KEY`
+    /// (or `OPENAI_API_KEY`), `LLM_MODEL` (`gpt-4o-mini`), `LLM_EMBEDDING_MODEL`
+    /// (`text-embedding-3-small`), `LLM_PROVIDER` (`openai`), `LLM_TIMEOUT_MS` (30000),
+    /// `LLM_MAX_RETRIES` (2), `LLM_INITIAL_BACKOFF_MS` (200), `LLM_MAX_BACKOFF_MS` (5000) and
+    /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` (false).
+    pub fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, service_kit::env::ConfigError> {
+        use service_kit::env::{get, parse_or};
+        let base_url = get(lookup, "LLM_BASE_URL")
+            .unwrap_or_else(|| "http://localhost:8090/v1".to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(service_kit::env::ConfigError {
+                key: "LLM_BASE_URL".into(),
+                reason: "must be an http(s) URL".into(),
+            });
+        }
+        Ok(Self {
+            base_url,
+            api_key: get(lookup, "LLM_API_KEY")
+                .or_else(|| get(lookup, "OPENAI_API_KEY"))
+                .map(ApiKey::new),
+            chat_model: get(lookup, "LLM_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+            embedding_model: get(lookup, "LLM_EMBEDDING_MODEL")
+                .unwrap_or_else(|| "text-embedding-3-small".into()),
+            provider_name: get(lookup, "LLM_PROVIDER").unwrap_or_else(|| "openai".into()),
+            timeout: Duration::from_millis(parse_or(lookup, "LLM_TIMEOUT_MS", 30_000u64)?),
+            max_retries: parse_or(lookup, "LLM_MAX_RETRIES", 2u32)?,
+            initial_backoff: Duration::from_millis(parse_or(lookup, "LLM_INITIAL_BACKOFF_MS", 200u64)?),
+            max_backoff: Duration::from_millis(parse_or(lookup, "LLM_MAX_BACKOFF_MS", 5_000u64)?),
+            capture_content: get(lookup, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        })
+    }
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions.
+    System,
+    /// The customer.
+    User,
+    /// The model.
+    Assistant,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Author.
+    pub role: Role,
+    /// Text.
+    pub content: String,
+}
+
+/// A chat completion request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatRequest {
+    /// The conversation.
+    pub messages: Vec<ChatMessage>,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+    /// Most tokens to generate.
+    pub max_tokens: Option<u32>,
+}
+
+/// Token counts as the server reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Sum of both.
+    pub total_tokens: u64,
+}
+
+/// A finished chat completion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatResponse {
+    /// The server's response id.
+    pub id: String,
+    /// The model that answered.
+    pub model: String,
+    /// The answer text.
+    pub content: String,
+    /// Why generation stopped, e.g. `stop`.
+    pub finish_reason: Option<String>,
+    /// Token usage.
+    pub usage: Usage,
+}
+
+/// One event of a streamed completion.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// More answer text.
+    Delta(String),
+    /// The end: the whole response, with usage when the server sent it.
+    Done(ChatResponse),
+}
+
+/// A streamed completion.
+pub type ChatStream = Pin<Box<dyn futures_core::Stream<Item = Result<StreamEvent, LlmError>> + Send>>;
+
+/// Embeddings for a batch of inputs, in input order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    /// One vector per input.
+    pub vectors: Vec<Vec<f32>>,
+    /// The model that embedded them.
+    pub model: String,
+    /// Input tokens, when reported.
+    pub input_tokens: Option<u64>,
+}
+
+/// What can go wrong talking to the LLM server.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LlmError {
+    /// An attempt ran past its timeout.
+    #[error("the LLM server did not answer in time")]
+    Timeout,
+    /// The server could not be reached.
+    #[error("the LLM server is unreachable")]
+    Unreachable,
+    /// 429 after every retry.
+    #[error("the LLM server is rate limiting us")]
+    RateLimited,
+    /// Another non-success status after every retry (or one not worth retrying).
+    #[error("the LLM server answered {status}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The answer could not be understood.
+    #[error("the LLM server's answer was malformed: {0}")]
+    InvalidResponse(String),
+}
+
+impl LlmError {
+    /// Low-cardinality `error.type` for spans and metrics.
+    pub fn error_type(&self) -> String {
+        match self {
+            Self::Timeout => "timeout".into(),
+            Self::Unreachable => "unreachable".into(),
+            Self::RateLimited => "429".into(),
+            Self::Status { status } => status.to_string(),
+            Self::InvalidResponse(_) => "invalid_response".into(),
+        }
+    }
+}
+
+/// Chat completions.
+#[async_trait::async_trait]
+pub trait LlmClient: Send + Sync + fmt::Debug {
+    /// The configured chat model.
+    fn model(&self) -> &str;
+    /// One completion.
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError>;
+    /// One completion, streamed.
+    async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, LlmError>;
+}
+
+/// Embeddings.
+#[async_trait::async_trait]
+pub trait EmbeddingClient: Send + Sync + fmt::Debug {
+    /// The configured embedding model.
+    fn model(&self) -> &str;
+    /// Embeds `inputs` in one request.
+    async fn embed(&self, inputs: &[String]) -> Result<Embeddings, LlmError>;
+}

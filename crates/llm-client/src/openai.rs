@@ -1,0 +1,5 @@
+//! The OpenAI-compatible HTTP implementation (being written).
+
+/// Placeholder until the implementation lands.
+#[derive(Debug)]
+pub struct OpenAiClient;

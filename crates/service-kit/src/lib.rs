@@ -1,0 +1,299 @@
+//! What every ShopMax service shares, so each service's `lib.rs` holds only its own logic.
+//!
+//! # Layout
+//! - [`ApiError`]: the JSON error body every service answers with (no internals, with trace id).
+//! - [`ApiJson`]: a JSON extractor whose rejections are clear 4xx JSON errors.
+//! - [`health_routes`]: untraced `/healthz` and `/readyz`.
+//! - [`serve`]: serves a router until ctrl-c or SIGTERM, draining in-flight requests.
+//! - [`env`]: small helpers for `Config::from_env()`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// Largest request body any service accepts; bigger bodies get 413 before they are read.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// An error answer: status, a stable machine-readable code, and a human message without internals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code, e.g. `invalid_request`.
+    pub code: &'static str,
+    /// What went wrong, for a human; never a stack trace or an upstream body.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 `invalid_request`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// 422 `invalid_field`.
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let trace_id = telemetry::current_trace_id();
+        tracing::warn!(
+            status = self.status.as_u16(),
+            code = self.code,
+            message = %self.message,
+            "request.rejected"
+        );
+        let body = json!({
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "trace_id": trace_id,
+            }
+        });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Like [`axum::Json`], but every rejection is an [`ApiError`]: 415 for a wrong content type,
+/// 400 for malformed JSON, 422 for well-formed JSON of the wrong shape (unknown or missing
+/// fields, wrong types), 413 for an oversized body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(rejection_to_error(rejection)),
+        }
+    }
+}
+
+fn rejection_to_error(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: application/json",
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(format!("malformed JSON: {}", e.body_text())),
+        JsonRejection::JsonDataError(e) => ApiError::unprocessable(e.body_text()),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+            )
+        }
+        other => ApiError::bad_request(other.body_text()),
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+/// `/healthz` (the process is up) and `/readyz` (it can serve: `ready` is set once start-up work
+/// such as loading embeddings is done). Merge these after the tracing layer so probes stay out of
+/// traces.
+pub fn health_routes(ready: Arc<AtomicBool>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.load(Ordering::Acquire);
+                async move {
+                    if ready {
+                        (StatusCode::OK, Json(json!({ "status": "ready" })))
+                    } else {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            Json(json!({ "status": "starting" })),
+                        )
+                    }
+                }
+            }),
+        )
+}
+
+/// The layers every service's API routes get: the body size limit.
+pub fn limits() -> tower_http::limit::RequestBodyLimitLayer {
+    tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES)
+}
+
+/// Serves `router` on `listener` until ctrl-c or SIGTERM, then lets in-flight requests finish.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+}
+
+/// Resolves on ctrl-c or SIGTERM (what `docker stop` and Kubernetes send).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("service.shutdown.started");
+}
+
+/// Helpers for reading configuration in `Config::from_env()`.
+pub mod env {
+    use std::str::FromStr;
+
+    /// Why a configuration variable was rejected.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ConfigError {
+        /// The variable.
+        pub key: String,
+        /// What is wrong with it.
+        pub reason: String,
+    }
+
+    impl std::fmt::Display for ConfigError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{}: {}", self.key, self.reason)
+        }
+    }
+
+    impl std::error::Error for ConfigError {}
+
+    /// The variable's value, if set and not empty.
+    pub fn get(lookup: &dyn Fn(&str) -> Option<String>, key: &str) -> Option<String> {
+        lookup(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    /// The variable parsed as `T`, or `default` when unset; an unparsable value is an error
+    /// (a service must not start on a typo in its own settings).
+    pub fn parse_or<T: FromStr>(
+        lookup: &dyn Fn(&str) -> Option<String>,
+        key: &str,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        match get(lookup, key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| ConfigError {
+                key: key.to_owned(),
+                reason: format!("cannot parse {v:?}"),
+            }),
+        }
+    }
+
+    /// The process environment as a lookup function.
+    pub fn process() -> impl Fn(&str) -> Option<String> {
+        |key| std::env::var(key).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::post;
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Ask {
+        question: String,
+    }
+
+    fn app() -> Router {
+        Router::new()
+            .route("/ask", post(|ApiJson(ask): ApiJson<Ask>| async move { ask.question }))
+            .layer(limits())
+    }
+
+    async fn call(content_type: Option<&str>, body: impl Into<Body>) -> (StatusCode, serde_json::Value) {
+        let mut req = Request::post("/ask");
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let response = app().oneshot(req.body(body.into()).expect("request")).await.expect("response");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    #[tokio::test]
+    async fn rejections_are_json_4xx() {
+        let cases: Vec<(Option<&str>, Vec<u8>, u16, &str)> = vec![
+            (None, br#"{"question":"x"}"#.to_vec(), 415, "unsupported_media_type"),
+            (Some("application/json"), b"{not json".to_vec(), 400, "invalid_request"),
+            (Some("application/json"), br#"{"question":1}"#.to_vec(), 422, "invalid_field"),
+            (Some("application/json"), br#"{"question":"x","extra":1}"#.to_vec(), 422, "invalid_field"),
+            (Some("application/json"), br#"{}"#.to_vec(), 422, "invalid_field"),
+            (Some("application/json"), vec![b' '; MAX_BODY_BYTES + 1], 413, "payload_too_large"),
+        ];
+        for (ct, body, status, code) in cases {
+            let (got, json) = call(ct, body).await;
+            assert_eq!(got.as_u16(), status, "{json}");
+            assert_eq!(json["error"]["code"], code);
+            assert!(json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+    }
+
+    #[tokio::test]
+    async fn readyz_follows_the_flag() {
+        let ready = Arc::new(AtomicBool::new(false));
+        let app = health_routes(ready.clone());
+        let get = |path: &'static str| Request::get(path).body(Body::empty()).expect("request");
+        let r = app.clone().oneshot(get("/readyz")).await.expect("response");
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        ready.store(true, Ordering::Release);
+        let r = app.clone().oneshot(get("/readyz")).await.expect("response");
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = app.oneshot(get("/healthz")).await.expect("response");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+}

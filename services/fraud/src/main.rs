@@ -1,0 +1,3 @@
+//! Entry point (being written).
+
+fn main() {}
