@@ -13,7 +13,11 @@
 
 pub mod semconv;
 
+mod instrument;
 mod openai;
+mod retry;
+mod sse;
+mod wire;
 
 use std::fmt;
 use std::pin::Pin;
@@ -21,7 +25,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use openai::OpenAiClient;
+pub use openai::{BuildError, OpenAiClient};
 
 /// An API key. Its `Debug` and `Display` never show the key.
 #[derive(Clone, PartialEq, Eq)]
@@ -102,7 +106,11 @@ impl LlmConfig {
             provider_name: get(lookup, "LLM_PROVIDER").unwrap_or_else(|| "openai".into()),
             timeout: Duration::from_millis(parse_or(lookup, "LLM_TIMEOUT_MS", 30_000u64)?),
             max_retries: parse_or(lookup, "LLM_MAX_RETRIES", 2u32)?,
-            initial_backoff: Duration::from_millis(parse_or(lookup, "LLM_INITIAL_BACKOFF_MS", 200u64)?),
+            initial_backoff: Duration::from_millis(parse_or(
+                lookup,
+                "LLM_INITIAL_BACKOFF_MS",
+                200u64,
+            )?),
             max_backoff: Duration::from_millis(parse_or(lookup, "LLM_MAX_BACKOFF_MS", 5_000u64)?),
             capture_content: get(lookup, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
@@ -178,7 +186,8 @@ pub enum StreamEvent {
 }
 
 /// A streamed completion.
-pub type ChatStream = Pin<Box<dyn futures_core::Stream<Item = Result<StreamEvent, LlmError>> + Send>>;
+pub type ChatStream =
+    Pin<Box<dyn futures_core::Stream<Item = Result<StreamEvent, LlmError>> + Send>>;
 
 /// Embeddings for a batch of inputs, in input order.
 #[derive(Debug, Clone, PartialEq)]

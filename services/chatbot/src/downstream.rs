@@ -1,0 +1,234 @@
+//! Calls to the fraud and recommendation services, behind small traits so handler tests can
+//! swap in fakes. The HTTP implementations go through [`telemetry::TracedClient`], which makes
+//! the CLIENT span and carries traceparent, tracestate and baggage to these internal hosts.
+
+use std::fmt;
+use std::time::Duration;
+
+use catalog::Product;
+use serde::{Deserialize, Serialize};
+use telemetry::{RequestOptions, TracedClient};
+
+/// Why a downstream call gave no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DownstreamError {
+    /// No answer within the deadline.
+    #[error("{service} did not answer in time")]
+    Timeout {
+        /// Which service.
+        service: &'static str,
+    },
+    /// Unreachable, or answered with an error status.
+    #[error("{service} is unavailable ({detail})")]
+    Unavailable {
+        /// Which service.
+        service: &'static str,
+        /// Status code or transport failure kind.
+        detail: String,
+    },
+    /// Answered 2xx with a body we could not read.
+    #[error("{service} answered malformed JSON")]
+    Invalid {
+        /// Which service.
+        service: &'static str,
+    },
+}
+
+/// What the fraud service is asked.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreRequest {
+    /// Customer id (or `anonymous`).
+    pub customer_id: String,
+    /// Session id.
+    pub session_id: String,
+    /// The question as asked.
+    pub question: String,
+}
+
+/// One reason behind a fraud decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FraudReason {
+    /// The rule.
+    pub rule: String,
+    /// What it found.
+    pub detail: String,
+    /// Its contribution.
+    #[serde(default)]
+    pub score: f64,
+}
+
+/// The fraud service's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FraudVerdict {
+    /// 0 (fine) to 1 (fraud).
+    pub risk_score: f64,
+    /// `allow`, `review` or `block`.
+    pub decision: String,
+    /// Why.
+    #[serde(default)]
+    pub reasons: Vec<FraudReason>,
+}
+
+/// A product with its retrieval score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredProduct {
+    /// The product.
+    pub product: Product,
+    /// Cosine similarity to the question.
+    pub score: f32,
+}
+
+/// The recommendation service's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendations {
+    /// Best matches first.
+    pub products: Vec<ScoredProduct>,
+    /// Related products (same category).
+    #[serde(default)]
+    pub related: Vec<Product>,
+}
+
+/// Scores a request for fraud.
+#[async_trait::async_trait]
+pub trait FraudScorer: Send + Sync + fmt::Debug {
+    /// Scores `request`.
+    async fn score(&self, request: &ScoreRequest) -> Result<FraudVerdict, DownstreamError>;
+}
+
+/// Finds products for a question.
+#[async_trait::async_trait]
+pub trait Recommender: Send + Sync + fmt::Debug {
+    /// The `top_k` products best matching `query`.
+    async fn recommend(
+        &self,
+        query: &str,
+        top_k: usize,
+    ) -> Result<Recommendations, DownstreamError>;
+}
+
+/// POSTs JSON to an internal service and reads JSON back, with one deadline for the whole call.
+async fn post_json<Req: Serialize + Sync, Resp: serde::de::DeserializeOwned>(
+    client: &TracedClient,
+    service: &'static str,
+    url: &str,
+    template: &'static str,
+    body: &Req,
+    timeout: Duration,
+) -> Result<Resp, DownstreamError> {
+    let request = client
+        .inner()
+        .post(url)
+        .json(body)
+        .timeout(timeout)
+        .build()
+        .map_err(|_| DownstreamError::Unavailable {
+            service,
+            detail: "invalid_url".into(),
+        })?;
+    let options = RequestOptions {
+        url_template: Some(template),
+        resend_count: 0,
+    };
+    let response = client.execute_with(request, options).await.map_err(|e| {
+        if e.is_timeout() {
+            DownstreamError::Timeout { service }
+        } else {
+            DownstreamError::Unavailable {
+                service,
+                detail: telemetry::client::error_type(&e).into(),
+            }
+        }
+    })?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(DownstreamError::Unavailable {
+            service,
+            detail: status.as_u16().to_string(),
+        });
+    }
+    match tokio::time::timeout(timeout, response.json::<Resp>()).await {
+        Err(_) => Err(DownstreamError::Timeout { service }),
+        Ok(Err(e)) if e.is_timeout() => Err(DownstreamError::Timeout { service }),
+        Ok(Err(_)) => Err(DownstreamError::Invalid { service }),
+        Ok(Ok(value)) => Ok(value),
+    }
+}
+
+/// The fraud service over HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpFraudScorer {
+    client: TracedClient,
+    url: String,
+    timeout: Duration,
+}
+
+impl HttpFraudScorer {
+    /// Calls `{base_url}/v1/score`.
+    pub fn new(client: TracedClient, base_url: &str, timeout: Duration) -> Self {
+        Self {
+            client,
+            url: format!("{}/v1/score", base_url.trim_end_matches('/')),
+            timeout,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl FraudScorer for HttpFraudScorer {
+    async fn score(&self, request: &ScoreRequest) -> Result<FraudVerdict, DownstreamError> {
+        post_json(
+            &self.client,
+            "fraud",
+            &self.url,
+            "/v1/score",
+            request,
+            self.timeout,
+        )
+        .await
+    }
+}
+
+/// The recommendation service over HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpRecommender {
+    client: TracedClient,
+    url: String,
+    timeout: Duration,
+}
+
+impl HttpRecommender {
+    /// Calls `{base_url}/v1/recommend`.
+    pub fn new(client: TracedClient, base_url: &str, timeout: Duration) -> Self {
+        Self {
+            client,
+            url: format!("{}/v1/recommend", base_url.trim_end_matches('/')),
+            timeout,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RecommendRequest<'a> {
+    query: &'a str,
+    top_k: usize,
+}
+
+#[async_trait::async_trait]
+impl Recommender for HttpRecommender {
+    async fn recommend(
+        &self,
+        query: &str,
+        top_k: usize,
+    ) -> Result<Recommendations, DownstreamError> {
+        let body = RecommendRequest { query, top_k };
+        post_json(
+            &self.client,
+            "recommendation",
+            &self.url,
+            "/v1/recommend",
+            &body,
+            self.timeout,
+        )
+        .await
+    }
+}

@@ -1,0 +1,61 @@
+//! The grounded prompt: the retrieved products, one `catalog::Product::prompt_line` each, and the
+//! rule to answer only from them. The mock LLM reads the same line format back.
+
+use catalog::Product;
+use llm_client::{ChatMessage, ChatRequest, Role};
+
+const INSTRUCTIONS: &str = "You are the ShopMax India shopping assistant. Answer the customer's \
+question in one or two sentences using only the products listed below. Quote prices in rupees \
+as 'Rs <amount>' and name the warehouse that stocks the product. If the product is not listed, \
+say that you could not find it in the ShopMax catalog.";
+
+/// Builds the chat request for `question`, grounded in `products`.
+pub fn build(question: &str, products: &[Product], max_tokens: u32) -> ChatRequest {
+    let mut system = String::from(INSTRUCTIONS);
+    system.push_str("\n\nProducts:\n");
+    if products.is_empty() {
+        system.push_str("(no products found)\n");
+    }
+    for product in products {
+        system.push_str(&product.prompt_line());
+        system.push('\n');
+    }
+    ChatRequest {
+        messages: vec![
+            ChatMessage {
+                role: Role::System,
+                content: system,
+            },
+            ChatMessage {
+                role: Role::User,
+                content: question.to_owned(),
+            },
+        ],
+        // Deterministic answers: a shop assistant should not improvise prices.
+        temperature: Some(0.0),
+        max_tokens: Some(max_tokens),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_product_line_can_be_read_back() {
+        let catalog = catalog::Catalog::embedded();
+        let products = &catalog.products()[..2];
+        let request = build("What is the price of Samsung 65 QLED?", products, 200);
+        let parsed: Vec<_> = request.messages[0]
+            .content
+            .lines()
+            .filter_map(catalog::parse_prompt_line)
+            .collect();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].name, products[0].name);
+        assert_eq!(
+            request.messages[1].content,
+            "What is the price of Samsung 65 QLED?"
+        );
+    }
+}

@@ -1,0 +1,375 @@
+//! Handler tests with fake dependencies, through the router (`oneshot`).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chatbot::downstream::{
+    DownstreamError, FraudReason, FraudScorer, FraudVerdict, Recommendations, Recommender,
+    ScoreRequest, ScoredProduct,
+};
+use chatbot::{AppState, ChatReply, Config, app};
+use http_body_util::BodyExt as _;
+use llm_client::{ChatRequest, ChatResponse, ChatStream, LlmClient, LlmError, StreamEvent, Usage};
+use tower::ServiceExt as _;
+
+#[derive(Debug, Default)]
+struct FakeLlm {
+    fail: Option<LlmError>,
+    seen: Mutex<Vec<ChatRequest>>,
+}
+
+fn response(content: &str) -> ChatResponse {
+    ChatResponse {
+        id: "chatcmpl-1".into(),
+        model: "gpt-4o-mini".into(),
+        content: content.into(),
+        finish_reason: Some("stop".into()),
+        usage: Usage {
+            prompt_tokens: 68,
+            completion_tokens: 24,
+            total_tokens: 92,
+        },
+    }
+}
+
+#[async_trait::async_trait]
+impl LlmClient for FakeLlm {
+    fn model(&self) -> &str {
+        "gpt-4o-mini"
+    }
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
+        self.seen.lock().expect("seen").push(request);
+        match &self.fail {
+            Some(e) => Err(e.clone()),
+            None => Ok(response("The answer.")),
+        }
+    }
+    async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
+        self.seen.lock().expect("seen").push(request);
+        if let Some(e) = &self.fail {
+            return Err(e.clone());
+        }
+        let events = vec![
+            Ok(StreamEvent::Delta("The ".into())),
+            Ok(StreamEvent::Delta("answer.".into())),
+            Ok(StreamEvent::Done(response("The answer."))),
+        ];
+        Ok(Box::pin(futures_util::stream::iter(events)))
+    }
+}
+
+#[derive(Debug)]
+struct FakeFraud(Result<FraudVerdict, DownstreamError>);
+
+#[async_trait::async_trait]
+impl FraudScorer for FakeFraud {
+    async fn score(&self, _request: &ScoreRequest) -> Result<FraudVerdict, DownstreamError> {
+        self.0.clone()
+    }
+}
+
+#[derive(Debug)]
+struct FakeRecommender(Result<Recommendations, DownstreamError>);
+
+#[async_trait::async_trait]
+impl Recommender for FakeRecommender {
+    async fn recommend(&self, _q: &str, _k: usize) -> Result<Recommendations, DownstreamError> {
+        self.0.clone()
+    }
+}
+
+fn allow() -> Result<FraudVerdict, DownstreamError> {
+    Ok(FraudVerdict {
+        risk_score: 0.02,
+        decision: "allow".into(),
+        reasons: vec![],
+    })
+}
+
+fn samsung() -> Result<Recommendations, DownstreamError> {
+    let catalog = catalog::Catalog::embedded();
+    let product = catalog
+        .get("samsung-65-qled")
+        .expect("seed product")
+        .clone();
+    Ok(Recommendations {
+        products: vec![ScoredProduct {
+            product,
+            score: 0.91,
+        }],
+        related: vec![],
+    })
+}
+
+struct Setup {
+    llm: Arc<FakeLlm>,
+    fraud: Result<FraudVerdict, DownstreamError>,
+    recs: Result<Recommendations, DownstreamError>,
+    fail_open: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            llm: Arc::new(FakeLlm::default()),
+            fraud: allow(),
+            recs: samsung(),
+            fail_open: true,
+        }
+    }
+}
+
+impl Setup {
+    fn router(&self) -> axum::Router {
+        let mut config = Config::from_lookup(&|_| None).expect("defaults");
+        config.fraud_fail_open = self.fail_open;
+        config.downstream_timeout = Duration::from_millis(100);
+        app(AppState {
+            llm: self.llm.clone(),
+            fraud: Arc::new(FakeFraud(self.fraud.clone())),
+            recommender: Arc::new(FakeRecommender(self.recs.clone())),
+            config: Arc::new(config),
+        })
+    }
+
+    async fn post(&self, content_type: Option<&str>, body: &str) -> (StatusCode, String) {
+        let mut request = Request::post("/v1/chat");
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        let response = self
+            .router()
+            .oneshot(request.body(Body::from(body.to_owned())).expect("request"))
+            .await
+            .expect("response");
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn ask(&self, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+        let (status, text) = self.post(Some("application/json"), &body.to_string()).await;
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
+
+fn question() -> serde_json::Value {
+    serde_json::json!({ "question": "What is the price of Samsung 65 QLED?", "customer_id": "cust-1" })
+}
+
+#[tokio::test]
+async fn chat_answers_with_products_usage_and_session() {
+    let setup = Setup::default();
+    let (status, body) = setup.ask(question()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let reply: ChatReply = serde_json::from_value(body).expect("reply shape");
+    assert_eq!(reply.answer, "The answer.");
+    assert_eq!(reply.products[0].id, "samsung-65-qled");
+    assert_eq!(
+        reply.fraud.as_ref().map(|f| f.decision.as_str()),
+        Some("allow")
+    );
+    assert_eq!(reply.usage.prompt_tokens, 68);
+    assert!(reply.degraded.is_empty());
+    assert!(reply.session_id.starts_with("sess-"));
+    let seen = setup.llm.seen.lock().expect("seen");
+    assert!(
+        seen[0].messages[0]
+            .content
+            .contains("- Samsung 65 QLED | category:")
+    );
+    assert_eq!(
+        seen[0].messages[1].content,
+        "What is the price of Samsung 65 QLED?"
+    );
+}
+
+#[tokio::test]
+async fn chat_returns_400_when_question_is_empty() {
+    let (status, body) = Setup::default()
+        .ask(serde_json::json!({ "question": "  " }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_request");
+}
+
+#[tokio::test]
+async fn chat_returns_400_when_question_is_huge() {
+    let huge = "a".repeat(chatbot::MAX_QUESTION_CHARS + 1);
+    let (status, _) = Setup::default()
+        .ask(serde_json::json!({ "question": huge }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn chat_returns_413_when_body_is_oversized() {
+    let huge = "a".repeat(service_kit::MAX_BODY_BYTES);
+    let (status, _) = Setup::default()
+        .ask(serde_json::json!({ "question": huge }))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn chat_returns_415_without_json_content_type() {
+    let (status, text) = Setup::default().post(None, &question().to_string()).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(text.contains("unsupported_media_type"));
+}
+
+#[tokio::test]
+async fn chat_returns_400_when_json_is_malformed() {
+    let (status, text) = Setup::default()
+        .post(Some("application/json"), "{\"question\":")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("invalid_request"));
+}
+
+#[tokio::test]
+async fn chat_returns_422_for_unknown_fields_and_bad_ids() {
+    let setup = Setup::default();
+    let (status, _) = setup
+        .ask(serde_json::json!({ "question": "q", "prompt": "x" }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = setup
+        .ask(serde_json::json!({ "question": "q", "customer_id": "a b" }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn chat_returns_403_with_reasons_when_fraud_blocks() {
+    let setup = Setup {
+        fraud: Ok(FraudVerdict {
+            risk_score: 0.95,
+            decision: "block".into(),
+            reasons: vec![FraudReason {
+                rule: "prompt_injection".into(),
+                detail: "ignore previous instructions".into(),
+                score: 0.9,
+            }],
+        }),
+        ..Setup::default()
+    };
+    let (status, body) = setup.ask(question()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "blocked");
+    assert_eq!(body["fraud"]["decision"], "block");
+    assert_eq!(body["fraud"]["reasons"][0]["rule"], "prompt_injection");
+    assert!(
+        setup.llm.seen.lock().expect("seen").is_empty(),
+        "no LLM call when blocked"
+    );
+}
+
+#[tokio::test]
+async fn chat_degrades_when_recommendation_is_down() {
+    let setup = Setup {
+        recs: Err(DownstreamError::Timeout {
+            service: "recommendation",
+        }),
+        ..Setup::default()
+    };
+    let (status, body) = setup.ask(question()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["degraded"],
+        serde_json::json!(["recommendation_unavailable"])
+    );
+    assert_eq!(body["products"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn chat_fails_open_or_closed_when_fraud_is_down() {
+    let down = || {
+        Err(DownstreamError::Unavailable {
+            service: "fraud",
+            detail: "connect".into(),
+        })
+    };
+    let open = Setup {
+        fraud: down(),
+        ..Setup::default()
+    };
+    let (status, body) = open.ask(question()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["degraded"], serde_json::json!(["fraud_unavailable"]));
+    assert!(body["fraud"].is_null());
+
+    let closed = Setup {
+        fraud: down(),
+        fail_open: false,
+        ..Setup::default()
+    };
+    let (status, body) = closed.ask(question()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "fraud_unavailable");
+}
+
+#[tokio::test]
+async fn chat_returns_502_or_504_when_the_llm_fails() {
+    for (error, status, code) in [
+        (
+            LlmError::Status { status: 500 },
+            StatusCode::BAD_GATEWAY,
+            "llm_unavailable",
+        ),
+        (
+            LlmError::RateLimited,
+            StatusCode::BAD_GATEWAY,
+            "llm_unavailable",
+        ),
+        (
+            LlmError::Timeout,
+            StatusCode::GATEWAY_TIMEOUT,
+            "llm_timeout",
+        ),
+    ] {
+        let setup = Setup {
+            llm: Arc::new(FakeLlm {
+                fail: Some(error),
+                ..FakeLlm::default()
+            }),
+            ..Setup::default()
+        };
+        let (got, body) = setup.ask(question()).await;
+        assert_eq!(got, status);
+        assert_eq!(body["error"]["code"], code);
+        assert!(
+            !body.to_string().contains("500"),
+            "no internals in the body: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn chat_streams_meta_deltas_and_done_as_sse() {
+    let setup = Setup::default();
+    let mut body = question();
+    body["stream"] = serde_json::json!(true);
+    let (status, text) = setup
+        .post(Some("application/json"), &body.to_string())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events, vec!["meta", "delta", "delta", "done"], "{text}");
+    assert!(text.contains(r#""text":"The ""#));
+    assert!(text.contains(r#""prompt_tokens":68"#));
+    assert!(text.contains("samsung-65-qled"));
+}
