@@ -80,7 +80,13 @@ impl Product {
             id: self.id.clone(),
             reason: reason.to_owned(),
         };
-        let fields = [&self.id, &self.name, &self.brand, &self.category, &self.warehouse];
+        let fields = [
+            &self.id,
+            &self.name,
+            &self.brand,
+            &self.category,
+            &self.warehouse,
+        ];
         if fields.iter().any(|f| f.trim().is_empty()) {
             return Err(invalid("empty field"));
         }
@@ -202,6 +208,55 @@ mod tests {
         let oneplus = catalog.get("oneplus-11-5g").expect("OnePlus 11 5G");
         assert_eq!(oneplus.warehouse, "Bangalore");
         assert!(oneplus.features.iter().any(|f| f.contains("5G")));
+    }
+
+    #[test]
+    fn embedded_catalog_is_a_realistic_store() {
+        let catalog = Catalog::embedded();
+        let products = catalog.products();
+        assert!(products.len() >= 44, "{} products", products.len());
+        let warehouses = [
+            "Mumbai",
+            "Bangalore",
+            "Hyderabad",
+            "Delhi",
+            "Chennai",
+            "Kolkata",
+            "Pune",
+        ];
+        let mut names = std::collections::HashSet::new();
+        for p in products {
+            assert!(warehouses.contains(&p.warehouse.as_str()), "{}", p.id);
+            assert!(
+                names.insert(p.name.to_lowercase()),
+                "duplicate name {}",
+                p.name
+            );
+            assert!(!p.features.is_empty(), "{} lists no features", p.id);
+            assert!((500..=500_000).contains(&p.price_inr), "{} price", p.id);
+        }
+        let categories: std::collections::HashSet<&str> =
+            products.iter().map(|p| p.category.as_str()).collect();
+        assert!(categories.len() >= 10, "{categories:?}");
+        assert!(
+            products.iter().any(|p| p.stock == 0),
+            "some product should be out of stock, for the answers that say so"
+        );
+    }
+
+    #[test]
+    fn every_5g_phone_lists_5g_connectivity() {
+        // The chatbot's "does it support 5G" answers quote this exact feature phrase.
+        for p in Catalog::embedded().products() {
+            let mentions_5g = p.name.contains("5G") || p.features.iter().any(|f| f.contains("5G"));
+            if p.category == "Smartphone" && mentions_5g {
+                assert!(
+                    p.features.iter().any(|f| f == "5G connectivity"),
+                    "{}",
+                    p.id
+                );
+            }
+        }
     }
 
     #[test]

@@ -130,12 +130,6 @@ impl OpenAiClient {
             None => None,
         };
 
-        // reqwest built with `rustls-no-provider` takes the process-wide rustls provider and
-        // panics when there is none; rustls would only install one itself on its own first use.
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            // Err means another thread installed one first, which serves as well.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
         // No whole-request timeout on the client: a streamed answer may rightly take longer
         // than one attempt's budget. Plain requests get `config.timeout` per request; streams
         // get it as the idle limit between reads (read_timeout) and until their first byte.

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
@@ -62,7 +63,7 @@ impl IntoResponse for ApiError {
         tracing::warn!(
             status = self.status.as_u16(),
             code = self.code,
-            message = %self.message,
+            detail = %self.message,
             "request.rejected"
         );
         let body = json!({
@@ -90,11 +91,59 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+        if !is_json(req.headers()) {
+            return Err(rejection_to_error(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::bad_request(rejection.body_text())
+            }
+        })?;
+        // Every request type is an object: serde would otherwise fill a struct's fields from a
+        // JSON array by position, which no client means.
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => {}
+            Some(_) => {
+                return Err(ApiError::unprocessable(
+                    "the request body must be a JSON object",
+                ));
+            }
+            None => return Err(ApiError::bad_request("the request body is empty")),
+        }
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(rejection_to_error(rejection)),
         }
     }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+/// `application/json` or any `application/*+json`, as axum's own extractor accepts.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
 fn rejection_to_error(rejection: JsonRejection) -> ApiError {
@@ -104,14 +153,12 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
             "unsupported_media_type",
             "expected Content-Type: application/json",
         ),
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(format!("malformed JSON: {}", e.body_text())),
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::bad_request(format!("malformed JSON: {}", e.body_text()))
+        }
         JsonRejection::JsonDataError(e) => ApiError::unprocessable(e.body_text()),
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
-            )
+            too_large()
         }
         other => ApiError::bad_request(other.body_text()),
     }
@@ -128,7 +175,10 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
 /// traces.
 pub fn health_routes(ready: Arc<AtomicBool>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
         .route(
             "/readyz",
             get(move || {
@@ -208,7 +258,9 @@ pub mod env {
 
     /// The variable's value, if set and not empty.
     pub fn get(lookup: &dyn Fn(&str) -> Option<String>, key: &str) -> Option<String> {
-        lookup(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        lookup(key)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
     }
 
     /// The variable parsed as `T`, or `default` when unset; an unparsable value is an error
@@ -250,36 +302,111 @@ mod tests {
 
     fn app() -> Router {
         Router::new()
-            .route("/ask", post(|ApiJson(ask): ApiJson<Ask>| async move { ask.question }))
+            .route(
+                "/ask",
+                post(|ApiJson(ask): ApiJson<Ask>| async move { ask.question }),
+            )
             .layer(limits())
     }
 
-    async fn call(content_type: Option<&str>, body: impl Into<Body>) -> (StatusCode, serde_json::Value) {
+    async fn call(
+        content_type: Option<&str>,
+        body: impl Into<Body>,
+    ) -> (StatusCode, serde_json::Value) {
         let mut req = Request::post("/ask");
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
-        let response = app().oneshot(req.body(body.into()).expect("request")).await.expect("response");
+        let response = app()
+            .oneshot(req.body(body.into()).expect("request"))
+            .await
+            .expect("response");
         let status = response.status();
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     #[tokio::test]
     async fn rejections_are_json_4xx() {
         let cases: Vec<(Option<&str>, Vec<u8>, u16, &str)> = vec![
-            (None, br#"{"question":"x"}"#.to_vec(), 415, "unsupported_media_type"),
-            (Some("application/json"), b"{not json".to_vec(), 400, "invalid_request"),
-            (Some("application/json"), br#"{"question":1}"#.to_vec(), 422, "invalid_field"),
-            (Some("application/json"), br#"{"question":"x","extra":1}"#.to_vec(), 422, "invalid_field"),
-            (Some("application/json"), br#"{}"#.to_vec(), 422, "invalid_field"),
-            (Some("application/json"), vec![b' '; MAX_BODY_BYTES + 1], 413, "payload_too_large"),
+            (
+                None,
+                br#"{"question":"x"}"#.to_vec(),
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                Some("application/json"),
+                b"{not json".to_vec(),
+                400,
+                "invalid_request",
+            ),
+            (
+                Some("application/json"),
+                br#"{"question":1}"#.to_vec(),
+                422,
+                "invalid_field",
+            ),
+            (
+                Some("application/json"),
+                br#"{"question":"x","extra":1}"#.to_vec(),
+                422,
+                "invalid_field",
+            ),
+            (
+                Some("application/json"),
+                br#"{}"#.to_vec(),
+                422,
+                "invalid_field",
+            ),
+            (
+                Some("application/json"),
+                br#"["x"]"#.to_vec(),
+                422,
+                "invalid_field",
+            ),
+            (
+                Some("application/json"),
+                b"".to_vec(),
+                400,
+                "invalid_request",
+            ),
+            (
+                Some("text/plain"),
+                br#"{"question":"x"}"#.to_vec(),
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                Some("application/problem+json; charset=utf-8"),
+                br#"{"question":1}"#.to_vec(),
+                422,
+                "invalid_field",
+            ),
+            (
+                Some("application/json"),
+                vec![b' '; MAX_BODY_BYTES + 1],
+                413,
+                "payload_too_large",
+            ),
         ];
         for (ct, body, status, code) in cases {
             let (got, json) = call(ct, body).await;
             assert_eq!(got.as_u16(), status, "{json}");
             assert_eq!(json["error"]["code"], code);
-            assert!(json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+            assert!(
+                json["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
         }
     }
 

@@ -1,3 +1,31 @@
-//! Entry point (being written).
+//! The mock LLM server: `MOCK_LLM_*` settings (see [`mock_llm::Config`]), listening on
+//! `0.0.0.0:$MOCK_LLM_PORT` until ctrl-c or SIGTERM.
 
-fn main() {}
+use anyhow::Context as _;
+use mock_llm::{AppState, Config, app};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // Logs only: the mock plays an external provider, so it makes no spans of its own.
+    let _telemetry = telemetry::init(telemetry::ServiceInfo {
+        name: "mock-llm",
+        version: env!("CARGO_PKG_VERSION"),
+        site: "local",
+    })?;
+    let config = Config::from_env().context("invalid MOCK_LLM_* setting")?;
+    let state = AppState::new(config.clone()).context("loading the tokenizers")?;
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
+        .await
+        .with_context(|| format!("binding port {}", config.port))?;
+    tracing::info!(
+        port = config.port,
+        ttft_ms = config.ttft.as_millis(),
+        token_delay_ms = config.token_delay.as_millis(),
+        embed_delay_ms = config.embed_delay.as_millis(),
+        slow_ms = config.slow.as_millis(),
+        fault = ?config.fault,
+        "mock_llm.listening"
+    );
+    service_kit::serve(listener, app(state)).await?;
+    Ok(())
+}

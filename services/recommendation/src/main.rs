@@ -1,3 +1,28 @@
-//! Entry point (being written).
+//! Entry point of the recommendation service: telemetry, configuration, background catalog
+//! embedding, serve until SIGTERM.
 
-fn main() {}
+use std::sync::Arc;
+
+use llm_client::OpenAiClient;
+use recommendation::{AppState, Config, app};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let guard = telemetry::init(telemetry::ServiceInfo {
+        name: "recommendation",
+        version: env!("CARGO_PKG_VERSION"),
+        site: "Mumbai",
+    })?;
+    let config = Config::from_env()?;
+    let embedder = OpenAiClient::new(config.llm.clone(), guard.propagation_policy())?;
+    let state = AppState::new(&config, catalog::Catalog::embedded(), Arc::new(embedder));
+    // Not awaited: the service listens (and answers 503) while the LLM server comes up.
+    let _indexing = state.spawn_indexing();
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await?;
+    tracing::info!(port = config.port, "service.started");
+    service_kit::serve(listener, app(state)).await?;
+    tracing::info!("service.stopped");
+    // Flushes the last spans before the process exits.
+    drop(guard);
+    Ok(())
+}

@@ -1,0 +1,340 @@
+//! The whole system in one process, each service on its own port with real HTTP between them,
+//! exporting over OTLP/gRPC to a receiver in this test. A seed question must give the seed
+//! answer and exactly one trace of the expected shape, down to the LLM span.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chatbot::downstream::{HttpFraudScorer, HttpRecommender};
+use otlp_sink::{OtlpSink, SpanView};
+use rstest::rstest;
+use telemetry::{ServiceInfo, TelemetryConfig, TelemetryGuard, TracedClient};
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+
+struct System {
+    _guard: TelemetryGuard,
+    sink: OtlpSink,
+    chatbot: SocketAddr,
+    rt: Runtime,
+}
+
+async fn serve(router: axum::Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = service_kit::serve(listener, router).await;
+    });
+    addr
+}
+
+fn system() -> &'static System {
+    static SYSTEM: OnceLock<System> = OnceLock::new();
+    SYSTEM.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let sink = rt.block_on(OtlpSink::start()).expect("sink");
+        let vars = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.grpc_endpoint()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50".into()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "200".into()),
+            ("OTEL_LOGS_EXPORTER", "none".into()),
+            // Our services answer on 127.0.0.1; the LLM, reached as localhost, is external.
+            ("TELEMETRY_INTERNAL_HOSTS", "127.0.0.1".into()),
+        ];
+        let service = ServiceInfo {
+            name: "shopmax-in-process",
+            version: "0.0.0",
+            site: "test",
+        };
+        let config = TelemetryConfig::from_lookup(&service, |k| {
+            vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        });
+        let policy = config.propagation.clone();
+        let guard = {
+            let _entered = rt.enter();
+            telemetry::init_with(service, config).expect("telemetry")
+        };
+
+        let chatbot = rt.block_on(async {
+            let mock = mock_llm::AppState::new(mock_llm::Config::for_tests()).expect("mock");
+            let llm = serve(mock_llm::app(mock)).await;
+            let llm_vars = [(
+                "LLM_BASE_URL",
+                format!("http://localhost:{}/v1", llm.port()),
+            )];
+            let lookup = |k: &str| {
+                llm_vars
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.clone())
+            };
+
+            let fraud_config = fraud::Config::from_lookup(&lookup).expect("fraud config");
+            let fraud = serve(fraud::app(fraud::AppState::new(&fraud_config))).await;
+
+            let reco_config = recommendation::Config::from_lookup(&lookup).expect("reco config");
+            let embedder = llm_client::OpenAiClient::new(reco_config.llm.clone(), policy.clone())
+                .expect("embedder");
+            let reco_state = recommendation::AppState::new(
+                &reco_config,
+                catalog::Catalog::embedded(),
+                Arc::new(embedder),
+            );
+            drop(reco_state.spawn_indexing());
+            let reco = serve(recommendation::app(reco_state.clone())).await;
+            for _ in 0..200 {
+                if reco_state.is_ready() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            assert!(reco_state.is_ready(), "catalog embedded");
+
+            let config = chatbot::Config::from_lookup(&lookup).expect("chatbot config");
+            let http = TracedClient::new(reqwest::Client::new(), policy.clone());
+            let state = chatbot::AppState {
+                llm: Arc::new(
+                    llm_client::OpenAiClient::new(config.llm.clone(), policy.clone()).expect("llm"),
+                ),
+                fraud: Arc::new(HttpFraudScorer::new(
+                    http.clone(),
+                    &format!("http://127.0.0.1:{}", fraud.port()),
+                    Duration::from_secs(5),
+                )),
+                recommender: Arc::new(HttpRecommender::new(
+                    http,
+                    &format!("http://127.0.0.1:{}", reco.port()),
+                    Duration::from_secs(5),
+                )),
+                config: Arc::new(config),
+            };
+            serve(chatbot::app(state)).await
+        });
+        System {
+            _guard: guard,
+            sink,
+            chatbot,
+            rt,
+        }
+    })
+}
+
+fn find<'a>(spans: &'a [SpanView], name: &str, kind: i32) -> &'a SpanView {
+    spans
+        .iter()
+        .find(|s| s.span.name == name && s.span.kind == kind)
+        .unwrap_or_else(|| {
+            let names: Vec<_> = spans.iter().map(|s| (&s.span.name, s.span.kind)).collect();
+            panic!("no {name} (kind {kind}) in {names:?}")
+        })
+}
+
+fn child_of<'a>(spans: &'a [SpanView], parent: &SpanView, name: &str, kind: i32) -> &'a SpanView {
+    spans
+        .iter()
+        .find(|s| {
+            s.span.name == name && s.span.kind == kind && s.parent_span_id() == parent.span_id()
+        })
+        .unwrap_or_else(|| panic!("no {name} (kind {kind}) under {}", parent.span.name))
+}
+
+const SERVER: i32 = 2;
+const CLIENT: i32 = 3;
+const INTERNAL: i32 = 1;
+
+#[rstest]
+#[case::samsung_price(
+    "What is the price of Samsung 65 QLED?",
+    "The Samsung 65 QLED is priced at Rs 85000 and is available at the Mumbai warehouse."
+)]
+#[case::oneplus_5g(
+    "Does OnePlus 11 support 5G?",
+    "Yes, the OnePlus 11 5G supports 5G connectivity and is available at the Bangalore warehouse."
+)]
+fn seed_question_gives_seed_answer_in_one_trace(#[case] question: &str, #[case] answer: &str) {
+    let system = system();
+    let (reply, traceresponse) = system.rt.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/v1/chat", system.chatbot))
+            .header("baggage", "shopmax.channel=mobile-app")
+            .json(&serde_json::json!({ "question": question, "customer_id": "cust-42" }))
+            .send()
+            .await
+            .expect("chatbot reachable");
+        assert_eq!(response.status(), 200);
+        let traceresponse = response
+            .headers()
+            .get("traceresponse")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .expect("traceresponse header");
+        let reply: serde_json::Value = response.json().await.expect("json");
+        (reply, traceresponse)
+    });
+    assert_eq!(reply["answer"], answer, "{reply}");
+    let trace_id = reply["trace_id"].as_str().expect("trace id").to_owned();
+    assert_eq!(traceresponse.split('-').nth(1), Some(trace_id.as_str()));
+
+    // The chatbot's server span ends last; once it is in, the whole trace is.
+    system
+        .rt
+        .block_on(system.sink.wait_for_spans(1, Duration::from_secs(10), |s| {
+            s.trace_id() == trace_id && s.span.name == "POST /v1/chat"
+        }));
+    let spans: Vec<SpanView> = system
+        .sink
+        .spans()
+        .into_iter()
+        .filter(|s| s.trace_id() == trace_id)
+        .collect();
+    let names: Vec<_> = spans.iter().map(|s| s.span.name.as_str()).collect();
+
+    // chatbot: SERVER -> chat.answer -> {fraud CLIENT, recommendation CLIENT, LLM CLIENT}
+    let chat_server = find(&spans, "POST /v1/chat", SERVER);
+    assert!(
+        chat_server.parent_span_id().is_empty(),
+        "the chatbot starts the trace"
+    );
+    assert_eq!(
+        traceresponse.split('-').nth(2),
+        Some(chat_server.span_id().as_str()),
+        "traceresponse names the chatbot's server span"
+    );
+    let answer_span = child_of(&spans, chat_server, "chat.answer", INTERNAL);
+    let fraud_client = child_of(&spans, answer_span, "POST /v1/score", CLIENT);
+    let reco_client = child_of(&spans, answer_span, "POST /v1/recommend", CLIENT);
+    let llm = child_of(&spans, answer_span, "chat gpt-4o-mini", CLIENT);
+    child_of(&spans, llm, "POST /chat/completions", CLIENT);
+
+    // Each server span is the child of the client span that called it.
+    let fraud_server = child_of(&spans, fraud_client, "POST /v1/score", SERVER);
+    let fraud_score = child_of(&spans, fraud_server, "fraud.score", INTERNAL);
+    assert!(
+        spans
+            .iter()
+            .filter(|s| s.parent_span_id() == fraud_score.span_id())
+            .count()
+            >= 4,
+        "one span per fraud rule: {names:?}"
+    );
+    let reco_server = child_of(&spans, reco_client, "POST /v1/recommend", SERVER);
+    let embeddings = child_of(
+        &spans,
+        reco_server,
+        "embeddings text-embedding-3-small",
+        CLIENT,
+    );
+    child_of(&spans, embeddings, "POST /embeddings", CLIENT);
+    let retrieval = child_of(&spans, reco_server, "retrieval catalog", INTERNAL);
+    assert_eq!(
+        retrieval.attr("retrieval.result_count").as_deref(),
+        Some("3")
+    );
+
+    // Fraud and recommendation ran at the same time.
+    let (f, r) = (&fraud_client.span, &reco_client.span);
+    assert!(
+        f.start_time_unix_nano < r.end_time_unix_nano
+            && r.start_time_unix_nano < f.end_time_unix_nano,
+        "fraud and recommendation calls overlap"
+    );
+    // The LLM call starts after both.
+    assert!(llm.span.start_time_unix_nano >= f.end_time_unix_nano.max(r.end_time_unix_nano));
+
+    // Baggage set by the chatbot (and the caller's channel) reached the downstream spans.
+    for span in [fraud_server, reco_server, fraud_score, retrieval] {
+        assert_eq!(
+            span.attr("user.id").as_deref(),
+            Some("cust-42"),
+            "{}",
+            span.span.name
+        );
+        assert_eq!(span.attr("shopmax.channel").as_deref(), Some("mobile-app"));
+        assert_eq!(
+            span.attr("session.id").as_deref(),
+            reply["session_id"].as_str(),
+            "{}",
+            span.span.name
+        );
+    }
+
+    // The LLM span's token attributes equal the usage the mock reported.
+    let usage = &reply["usage"];
+    let prompt = usage["prompt_tokens"].as_u64().expect("usage").to_string();
+    let completion = usage["completion_tokens"]
+        .as_u64()
+        .expect("usage")
+        .to_string();
+    assert!(usage["prompt_tokens"].as_u64() > Some(50));
+    assert_eq!(llm.attr("gen_ai.usage.input_tokens"), Some(prompt.clone()));
+    assert_eq!(
+        llm.attr("gen_ai.usage.output_tokens"),
+        Some(completion.clone())
+    );
+    assert_eq!(llm.attr("llm.prompt_tokens"), Some(prompt));
+    assert_eq!(llm.attr("llm.completion_tokens"), Some(completion));
+    assert_eq!(llm.attr("llm.model").as_deref(), Some("gpt-4o-mini"));
+    assert!(llm.attr("llm.latency_ms").is_some());
+    assert_eq!(llm.attr("gen_ai.operation.name").as_deref(), Some("chat"));
+    assert_eq!(
+        llm.attr("gen_ai.request.model").as_deref(),
+        Some("gpt-4o-mini")
+    );
+    assert_eq!(llm.attr("server.address").as_deref(), Some("localhost"));
+
+    // One trace: every span of this request shares the trace id.
+    assert!(spans.iter().all(|s| s.trace_id() == trace_id));
+}
+
+#[test]
+fn a_streamed_answer_is_one_trace_and_ends_with_usage() {
+    let system = system();
+    let text = system.rt.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/v1/chat", system.chatbot))
+            .json(&serde_json::json!({ "question": "Does OnePlus 11 support 5G?", "stream": true }))
+            .send()
+            .await
+            .expect("chatbot reachable");
+        assert_eq!(response.status(), 200);
+        assert!(
+            response
+                .headers()
+                .get("content-type")
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+        );
+        response.text().await.expect("body")
+    });
+    let mut answer = String::new();
+    let mut trace_id = String::new();
+    for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        let data: serde_json::Value = serde_json::from_str(line).expect("event json");
+        if let Some(t) = data["text"].as_str() {
+            answer.push_str(t);
+        }
+        if let Some(t) = data["trace_id"].as_str() {
+            trace_id = t.to_owned();
+        }
+    }
+    assert_eq!(
+        answer,
+        "Yes, the OnePlus 11 5G supports 5G connectivity and is available at the Bangalore warehouse."
+    );
+    assert!(text.contains("event: done"));
+    let spans = system
+        .rt
+        .block_on(system.sink.wait_for_spans(1, Duration::from_secs(10), |s| {
+            s.trace_id() == trace_id && s.span.name == "chat gpt-4o-mini"
+        }));
+    assert!(
+        spans[0]
+            .attr("gen_ai.response.time_to_first_chunk")
+            .is_some()
+    );
+    assert!(spans[0].attr("gen_ai.usage.output_tokens").is_some());
+}
