@@ -23,17 +23,21 @@ export LLM_BASE_URL="${LLM_BASE_URL:-http://localhost:8090/v1}"
 
 pids=()
 stop() {
+    local code=${1:-0}
     trap - INT TERM EXIT
     echo "stopping..."
     kill "${pids[@]}" 2>/dev/null || true
     wait 2>/dev/null || true
+    exit "$code"
 }
-trap stop INT TERM EXIT
+trap 'stop 0' INT TERM
+trap 'stop $?' EXIT
 
 start() {
     local name=$1
     shift
-    env "$@" "$BIN/$name" 2>&1 | sed -u "s/^/[$name] /" &
+    # Process substitution, not a pipe: $! must be the service itself, not the prefixing sed.
+    env "$@" "$BIN/$name" > >(sed -u "s/^/[$name] /") 2>&1 &
     pids+=("$!")
 }
 
@@ -76,3 +80,4 @@ MSG
 # If any service exits, stop the rest rather than leave a half-running system.
 wait -n || true
 echo "a service exited; stopping the rest" >&2
+stop 1

@@ -4,28 +4,14 @@
 //! The binaries must be built first (`cargo build --workspace --bins`, which `.ci/run` does):
 //! cargo only builds a package's own binaries for its tests.
 
+mod common;
+
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
+use common::{Processes, SAMSUNG_ANSWER, SAMSUNG_QUESTION, terminate, wait_ready};
 use otlp_sink::OtlpSink;
-
-fn bin(name: &str) -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/<name>
-    let exe = std::env::current_exe().expect("test path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` before the tests",
-        path.display()
-    );
-    path
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -34,60 +20,19 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// Kills the processes on drop so a failed assertion leaves nothing running.
-struct Processes(Vec<(String, Child)>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn spawn(name: &str, envs: &[(&str, String)], otlp: &str) -> Child {
-    Command::new(bin(name))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "1000")
-        .env("RUST_LOG", "warn")
-        .env("TELEMETRY_INTERNAL_HOSTS", "127.0.0.1")
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {name}: {e}"))
-}
-
-async fn wait_ready(client: &reqwest::Client, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(url).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} never became ready");
-}
-
-/// SIGTERM, then wait: the services drain and flush on SIGTERM, as under `docker stop`.
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "process ignored SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn start(name: &str, envs: &[(&str, String)], otlp: &str) -> Child {
+    let mut all: Vec<(String, String)> = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "1000".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+        ("TELEMETRY_INTERNAL_HOSTS", "127.0.0.1".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    all.extend(envs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    common::spawn(name, &all)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +44,7 @@ async fn binaries_export_one_trace_with_a_resource_per_service() {
     let mut procs = Processes(vec![
         (
             "mock-llm".into(),
-            spawn(
+            start(
                 "mock-llm",
                 &[
                     ("MOCK_LLM_PORT", llm.to_string()),
@@ -112,11 +57,11 @@ async fn binaries_export_one_trace_with_a_resource_per_service() {
         ),
         (
             "fraud".into(),
-            spawn("fraud", &[("PORT", fraud.to_string())], &otlp),
+            start("fraud", &[("PORT", fraud.to_string())], &otlp),
         ),
         (
             "recommendation".into(),
-            spawn(
+            start(
                 "recommendation",
                 &[
                     ("PORT", reco.to_string()),
@@ -127,7 +72,7 @@ async fn binaries_export_one_trace_with_a_resource_per_service() {
         ),
         (
             "chatbot".into(),
-            spawn(
+            start(
                 "chatbot",
                 &[
                     ("PORT", chat.to_string()),
@@ -147,7 +92,7 @@ async fn binaries_export_one_trace_with_a_resource_per_service() {
     let response = client
         .post(format!("http://127.0.0.1:{chat}/v1/chat"))
         .json(&serde_json::json!({
-            "question": "What is the price of Samsung 65 QLED?",
+            "question": SAMSUNG_QUESTION,
             "customer_id": "cust-42"
         }))
         .send()
@@ -155,10 +100,7 @@ async fn binaries_export_one_trace_with_a_resource_per_service() {
         .expect("chatbot reachable");
     assert_eq!(response.status(), 200);
     let reply: serde_json::Value = response.json().await.expect("json");
-    assert_eq!(
-        reply["answer"],
-        "The Samsung 65 QLED is priced at Rs 85000 and is available at the Mumbai warehouse."
-    );
+    assert_eq!(reply["answer"], SAMSUNG_ANSWER);
     let trace_id = reply["trace_id"].as_str().expect("trace id").to_owned();
 
     // Stop the services gracefully: their final batches must still arrive.

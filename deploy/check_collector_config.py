@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Static checks of OpenTelemetry Collector configurations (no Collector binary needed).
+
+    python3 deploy/check_collector_config.py [--distribution contrib|jaeger] FILE...
+
+For every file:
+  - every component id is `type` or `type/name`, and its type is one the pinned distribution
+    ships (contrib 0.159.0, or Jaeger 2.19.0's build); deprecated aliases are rejected with
+    their current name (e.g. the `otlp` exporter is `otlp_grpc` in 0.159.0);
+  - every pipeline references only defined receivers/processors/exporters/connectors, has at
+    least one receiver and one exporter, and repeats nothing;
+  - `memory_limiter` is the FIRST processor of every pipeline, and `batch`, where present, the
+    last;
+  - (contrib) in every pipeline fed by the OTLP receiver, the processor right after
+    memory_limiter removes or masks data (attributes, transform or redaction), so nothing
+    sensitive is batched or exported before it is scrubbed;
+  - every connector is an exporter of one pipeline and a receiver of another, of the signal
+    types it supports (spanmetrics: traces -> metrics);
+  - every defined component and extension is used, and every used extension defined.
+
+Exits 1 with one line per problem, 0 when all files pass. Needs PyYAML.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+# Component types of otelcol-contrib 0.159.0 that this project uses or may reasonably use,
+# checked against the release's manifest (opentelemetry-collector-releases,
+# distributions/otelcol-contrib/manifest.yaml at v0.159.0) and, for the core components, the
+# `type:` in each component's metadata.yaml at opentelemetry-collector v0.159.0.
+CONTRIB = {
+    "receivers": {"otlp", "prometheus", "hostmetrics", "filelog", "jaeger", "zipkin", "k8s_cluster", "kubeletstats"},
+    "processors": {
+        "memory_limiter", "batch", "attributes", "transform", "redaction", "resource",
+        "resourcedetection", "filter", "k8sattributes", "tail_sampling", "probabilistic_sampler",
+    },
+    "exporters": {
+        "otlp_grpc", "otlp_http", "debug", "prometheus", "prometheusremotewrite", "nop", "file",
+        "loadbalancing",
+    },
+    "connectors": {"spanmetrics", "servicegraph", "forward", "count", "routing"},
+    "extensions": {"health_check", "healthcheckv2", "zpages", "pprof", "file_storage"},
+}
+# Jaeger 2.19.0 (cmd/jaeger/internal/components.go at v2.19.0), the subset relevant here.
+JAEGER = {
+    "receivers": {"otlp", "jaeger", "zipkin", "kafka", "nop"},
+    "processors": {"batch", "memory_limiter", "tail_sampling", "attributes", "filter", "adaptive_sampling"},
+    "exporters": {"jaeger_storage_exporter", "otlp_grpc", "otlp", "otlp_http", "otlphttp", "debug", "nop", "kafka", "prometheus"},
+    "connectors": {"spanmetrics", "forward"},
+    "extensions": {"jaeger_storage", "jaeger_query", "jaeger_mcp", "remote_sampling", "healthcheckv2", "pprof", "zpages", "expvar"},
+}
+DISTRIBUTIONS = {"contrib": CONTRIB, "jaeger": JAEGER}
+
+# Old names that 0.159.0 still accepts as deprecated aliases: rejected so the configs do not
+# break when the aliases go.
+DEPRECATED = {
+    "contrib": {("exporters", "otlp"): "otlp_grpc", ("exporters", "otlphttp"): "otlp_http"},
+    "jaeger": {},
+}
+
+# Connector type -> (signal it consumes as an exporter, signal it produces as a receiver).
+CONNECTOR_SIGNALS = {
+    "spanmetrics": ({"traces"}, {"metrics"}),
+    "servicegraph": ({"traces"}, {"metrics"}),
+    "count": ({"traces", "metrics", "logs"}, {"metrics"}),
+}
+SIGNALS = {"traces", "metrics", "logs", "profiles"}
+SCRUBBERS = {"attributes", "transform", "redaction"}
+ID_RE = re.compile(r"^[a-z][a-z0-9_]*(/[^/\s]+)?$")
+
+
+def ctype(component_id: str) -> str:
+    return component_id.split("/", 1)[0]
+
+
+def check(path: Path, distribution: str) -> list[str]:
+    errors: list[str] = []
+
+    def err(msg: str) -> None:
+        errors.append(f"{path}: {msg}")
+
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        return [f"{path}: cannot read YAML: {e}"]
+    if not isinstance(cfg, dict):
+        return [f"{path}: not a mapping"]
+
+    known = DISTRIBUTIONS[distribution]
+    sections = ("receivers", "processors", "exporters", "connectors", "extensions")
+    for key in cfg:
+        if key not in sections and key != "service":
+            err(f"unknown top-level key {key!r}")
+
+    defined: dict[str, dict] = {}
+    for section in sections:
+        value = cfg.get(section) or {}
+        if not isinstance(value, dict):
+            err(f"{section} must be a mapping")
+            value = {}
+        defined[section] = value
+        for cid in value:
+            if not ID_RE.match(str(cid)):
+                err(f"{section}: malformed component id {cid!r}")
+                continue
+            t = ctype(cid)
+            if (section, t) in DEPRECATED[distribution]:
+                err(f"{section}: {cid!r} uses the deprecated type {t!r}; use {DEPRECATED[distribution][(section, t)]!r}")
+            elif t not in known[section]:
+                err(f"{section}: type {t!r} (in {cid!r}) is not a known {distribution} component of this kind")
+
+    service = cfg.get("service")
+    if not isinstance(service, dict):
+        return errors + [f"{path}: no service section"]
+    pipelines = service.get("pipelines")
+    if not isinstance(pipelines, dict) or not pipelines:
+        return errors + [f"{path}: service.pipelines is empty"]
+
+    used = {s: set() for s in sections}
+    for ext in service.get("extensions") or []:
+        if ext not in defined["extensions"]:
+            err(f"service.extensions: {ext!r} is not defined")
+        used["extensions"].add(ext)
+
+    connector_as_exporter: dict[str, set[str]] = {}
+    connector_as_receiver: dict[str, set[str]] = {}
+    for pid, pipeline in pipelines.items():
+        where = f"pipeline {pid!r}"
+        signal = ctype(str(pid))
+        if signal not in SIGNALS:
+            err(f"{where}: unknown signal type {signal!r}")
+        if not isinstance(pipeline, dict):
+            err(f"{where}: must be a mapping")
+            continue
+        for key in pipeline:
+            if key not in ("receivers", "processors", "exporters"):
+                err(f"{where}: unknown key {key!r}")
+        receivers = pipeline.get("receivers") or []
+        processors = pipeline.get("processors") or []
+        exporters = pipeline.get("exporters") or []
+        if not receivers:
+            err(f"{where}: no receivers")
+        if not exporters:
+            err(f"{where}: no exporters")
+        for kind, items in (("receivers", receivers), ("processors", processors), ("exporters", exporters)):
+            if len(set(items)) != len(items):
+                err(f"{where}: {kind} repeat an entry: {items}")
+        for r in receivers:
+            if r in defined["receivers"]:
+                used["receivers"].add(r)
+            elif r in defined["connectors"]:
+                used["connectors"].add(r)
+                connector_as_receiver.setdefault(r, set()).add(signal)
+            else:
+                err(f"{where}: receiver {r!r} is not defined (neither a receiver nor a connector)")
+        for p in processors:
+            if p in defined["processors"]:
+                used["processors"].add(p)
+            else:
+                err(f"{where}: processor {p!r} is not defined")
+        for e in exporters:
+            if e in defined["exporters"]:
+                used["exporters"].add(e)
+            elif e in defined["connectors"]:
+                used["connectors"].add(e)
+                connector_as_exporter.setdefault(e, set()).add(signal)
+            else:
+                err(f"{where}: exporter {e!r} is not defined (neither an exporter nor a connector)")
+
+        types = [ctype(p) for p in processors]
+        if not types or types[0] != "memory_limiter":
+            err(f"{where}: memory_limiter must be the first processor (processors: {processors})")
+        if types.count("memory_limiter") > 1:
+            err(f"{where}: memory_limiter appears more than once")
+        if "batch" in types and types[-1] != "batch":
+            err(f"{where}: batch must be the last processor (processors: {processors})")
+        if distribution == "contrib" and any(ctype(r) == "otlp" for r in receivers) and signal in ("traces", "logs", "metrics"):
+            if len(types) < 2 or types[1] not in SCRUBBERS:
+                err(f"{where}: fed by OTLP, so the processor after memory_limiter must scrub data "
+                    f"({', '.join(sorted(SCRUBBERS))}); got {processors}")
+
+    for cid in defined["connectors"]:
+        t = ctype(cid)
+        ins, outs = connector_as_exporter.get(cid, set()), connector_as_receiver.get(cid, set())
+        if not ins or not outs:
+            err(f"connector {cid!r} must be an exporter of one pipeline and a receiver of another")
+            continue
+        if t in CONNECTOR_SIGNALS:
+            want_in, want_out = CONNECTOR_SIGNALS[t]
+            if not ins <= want_in:
+                err(f"connector {cid!r} consumes {sorted(ins)}, supports only {sorted(want_in)}")
+            if not outs <= want_out:
+                err(f"connector {cid!r} produces {sorted(outs)}, supports only {sorted(want_out)}")
+
+    for section in sections:
+        for cid in defined[section]:
+            if cid not in used[section]:
+                err(f"{section}: {cid!r} is defined but not used by any pipeline")
+    return errors
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--distribution", choices=sorted(DISTRIBUTIONS), default="contrib")
+    parser.add_argument("files", nargs="+", type=Path)
+    args = parser.parse_args()
+    problems: list[str] = []
+    for f in args.files:
+        found = check(f, args.distribution)
+        problems += found
+        if not found:
+            print(f"ok: {f} ({args.distribution})")
+    for p in problems:
+        print(f"ERROR {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
