@@ -283,6 +283,15 @@ pub mod env {
     pub fn process() -> impl Fn(&str) -> Option<String> {
         |key| std::env::var(key).ok()
     }
+
+    /// A fixed set of variables as a lookup function (for tests and embedding).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |key| map.get(key).cloned()
+    }
 }
 
 #[cfg(test)]

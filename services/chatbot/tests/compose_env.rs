@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Processes, SAMSUNG_ANSWER, SAMSUNG_QUESTION, spawn, terminate, wait_ready};
+use common::{Processes, spawn, wait_ready};
 use otlp_sink::OtlpSink;
 use serde_norway::Value;
 
@@ -207,22 +207,8 @@ async fn services_with_the_compose_environment_answer_and_export_to_its_collecto
         wait_ready(&client, &format!("http://127.0.0.1:{port}/readyz")).await;
     }
 
-    let response = client
-        .post("http://127.0.0.1:8080/v1/chat")
-        .json(&serde_json::json!({ "question": SAMSUNG_QUESTION, "customer_id": "cust-7" }))
-        .send()
-        .await
-        .expect("chatbot reachable");
-    assert_eq!(response.status(), 200);
-    let reply: serde_json::Value = response.json().await.expect("json");
-    assert_eq!(reply["answer"], SAMSUNG_ANSWER);
-    let trace_id = reply["trace_id"].as_str().expect("trace id").to_owned();
-
-    // `docker compose stop` sends SIGTERM: the final batches are flushed to the collector.
-    for (name, child) in procs.0.iter_mut().rev() {
-        let status = terminate(child);
-        assert!(status.success(), "{name} exited with {status}");
-    }
+    let trace_id = common::ask_seed_question(&client, "127.0.0.1:8080", "cust-7").await;
+    common::terminate_all(&mut procs);
     let spans = sink
         .wait_for_spans(3, Duration::from_secs(20), |s| {
             s.trace_id() == trace_id && s.span.kind == 2

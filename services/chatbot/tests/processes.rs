@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::process::Child;
 use std::time::Duration;
 
-use common::{Processes, SAMSUNG_ANSWER, SAMSUNG_QUESTION, terminate, wait_ready};
+use common::{Processes, wait_ready};
 use otlp_sink::OtlpSink;
 
 fn free_port() -> u16 {
@@ -89,25 +89,10 @@ async fn binaries_export_one_trace_with_a_resource_per_service() {
         wait_ready(&client, &format!("http://127.0.0.1:{port}/readyz")).await;
     }
 
-    let response = client
-        .post(format!("http://127.0.0.1:{chat}/v1/chat"))
-        .json(&serde_json::json!({
-            "question": SAMSUNG_QUESTION,
-            "customer_id": "cust-42"
-        }))
-        .send()
-        .await
-        .expect("chatbot reachable");
-    assert_eq!(response.status(), 200);
-    let reply: serde_json::Value = response.json().await.expect("json");
-    assert_eq!(reply["answer"], SAMSUNG_ANSWER);
-    let trace_id = reply["trace_id"].as_str().expect("trace id").to_owned();
-
+    let trace_id =
+        common::ask_seed_question(&client, &format!("127.0.0.1:{chat}"), "cust-42").await;
     // Stop the services gracefully: their final batches must still arrive.
-    for (name, child) in procs.0.iter_mut().rev() {
-        let status = terminate(child);
-        assert!(status.success(), "{name} exited with {status}");
-    }
+    common::terminate_all(&mut procs);
 
     let expected = [
         ("chatbot", "Bangalore", "POST /v1/chat"),

@@ -266,16 +266,11 @@ mod tests {
     use http_body_util::BodyExt as _;
     use rstest::rstest;
     use serde_json::{Value, json};
-    use std::collections::HashMap;
     use tower::ServiceExt as _;
     use velocity::ManualClock;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |k| map.get(k).cloned()
+        service_kit::env::from_pairs(pairs)
     }
 
     #[test]

@@ -79,3 +79,26 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
 pub const SAMSUNG_QUESTION: &str = "What is the price of Samsung 65 QLED?";
 pub const SAMSUNG_ANSWER: &str =
     "The Samsung 65 QLED is priced at Rs 85000 and is available at the Mumbai warehouse.";
+
+/// Asks the seed question at `chatbot` (host:port); checks the seed answer; returns the trace id.
+pub async fn ask_seed_question(client: &reqwest::Client, chatbot: &str, customer: &str) -> String {
+    let response = client
+        .post(format!("http://{chatbot}/v1/chat"))
+        .json(&serde_json::json!({ "question": SAMSUNG_QUESTION, "customer_id": customer }))
+        .send()
+        .await
+        .expect("chatbot reachable");
+    assert_eq!(response.status(), 200);
+    let reply: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(reply["answer"], SAMSUNG_ANSWER);
+    reply["trace_id"].as_str().expect("trace id").to_owned()
+}
+
+/// SIGTERMs every process, last started first, and checks each exits cleanly: `docker stop` and
+/// Kubernetes do the same, and the services flush their final batches on the way out.
+pub fn terminate_all(procs: &mut Processes) {
+    for (name, child) in procs.0.iter_mut().rev() {
+        let status = terminate(child);
+        assert!(status.success(), "{name} exited with {status}");
+    }
+}
