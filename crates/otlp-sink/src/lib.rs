@@ -44,6 +44,9 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tonic::codec::CompressionEncoding;
+
+const GZIP: CompressionEncoding = CompressionEncoding::Gzip;
 
 /// Which wire protocol delivered a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,9 +185,9 @@ impl OtlpSink {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
         tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(svc.clone()))
-                .add_service(MetricsServiceServer::new(svc.clone()))
-                .add_service(LogsServiceServer::new(svc))
+                .add_service(TraceServiceServer::new(svc.clone()).accept_compressed(GZIP))
+                .add_service(MetricsServiceServer::new(svc.clone()).accept_compressed(GZIP))
+                .add_service(LogsServiceServer::new(svc).accept_compressed(GZIP))
                 .serve_with_incoming(incoming)
                 .await;
             if let Err(error) = result {
@@ -392,6 +395,19 @@ where
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    let gzipped = headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let inflated;
+    let body: &Bytes = if gzipped {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body.as_ref()), &mut out)
+            .map_err(|_| StatusCode::BAD_REQUEST)?;
+        inflated = Bytes::from(out);
+        &inflated
+    } else {
+        body
+    };
     if content_type.starts_with("application/x-protobuf") {
         M::decode(body.as_ref())
             .map(|m| (Transport::HttpProtobuf, m))

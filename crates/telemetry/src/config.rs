@@ -91,6 +91,8 @@ pub struct OtlpConfig {
     pub headers: Vec<(String, String)>,
     /// Per-export timeout.
     pub timeout: Duration,
+    /// Gzip request bodies (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`).
+    pub gzip: bool,
 }
 
 /// `OTEL_TRACES_SAMPLER` (+ `_ARG`).
@@ -512,11 +514,32 @@ impl Reader<'_> {
             self.millis("OTEL_EXPORTER_OTLP_TIMEOUT", 10000)
         };
 
+        let compression_key = format!("OTEL_EXPORTER_OTLP_{infix}_COMPRESSION");
+        let compression = self
+            .non_empty(&compression_key)
+            .map(|v| (compression_key, v))
+            .or_else(|| {
+                self.non_empty("OTEL_EXPORTER_OTLP_COMPRESSION")
+                    .map(|v| ("OTEL_EXPORTER_OTLP_COMPRESSION".to_owned(), v))
+            });
+        let gzip = match compression {
+            None => false,
+            Some((_, v)) if v == "gzip" => true,
+            Some((_, v)) if v == "none" => false,
+            Some((key, v)) => {
+                self.warn(format!(
+                    "{key}={v:?} is not gzip or none; sending uncompressed"
+                ));
+                false
+            }
+        };
+
         OtlpConfig {
             endpoint,
             protocol,
             headers,
             timeout,
+            gzip,
         }
     }
 
@@ -636,6 +659,18 @@ mod tests {
             Signal::Logs => c.logs_otlp,
         };
         assert_eq!(otlp.endpoint, expected);
+    }
+
+    #[test]
+    fn compression_is_gzip_or_none_per_signal() {
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "none"),
+        ]);
+        assert!(c.traces_otlp.gzip && c.metrics_otlp.gzip && !c.logs_otlp.gzip);
+        let c = config(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli")]);
+        assert!(!c.traces_otlp.gzip);
+        assert_eq!(c.warnings.len(), 3);
     }
 
     #[test]

@@ -217,24 +217,38 @@ macro_rules! otlp_exporter {
                         metadata.insert(k, v);
                     }
                 }
-                <$exporter>::builder()
+                let builder = <$exporter>::builder()
                     .with_tonic()
                     .with_endpoint(otlp.endpoint.clone())
                     .with_timeout(timeout)
-                    .with_metadata(metadata)
-                    .build()
-            }
-            Protocol::HttpProtobuf | Protocol::HttpJson => <$exporter>::builder()
-                .with_http()
-                .with_protocol(if otlp.protocol == Protocol::HttpJson {
-                    opentelemetry_otlp::Protocol::HttpJson
+                    .with_metadata(metadata);
+                if otlp.gzip {
+                    builder
+                        .with_compression(opentelemetry_otlp::Compression::Gzip)
+                        .build()
                 } else {
-                    opentelemetry_otlp::Protocol::HttpBinary
-                })
-                .with_endpoint(otlp.endpoint.clone())
-                .with_timeout(timeout)
-                .with_headers(otlp.headers.iter().cloned().collect::<HashMap<_, _>>())
-                .build(),
+                    builder.build()
+                }
+            }
+            Protocol::HttpProtobuf | Protocol::HttpJson => {
+                let builder = <$exporter>::builder()
+                    .with_http()
+                    .with_protocol(if otlp.protocol == Protocol::HttpJson {
+                        opentelemetry_otlp::Protocol::HttpJson
+                    } else {
+                        opentelemetry_otlp::Protocol::HttpBinary
+                    })
+                    .with_endpoint(otlp.endpoint.clone())
+                    .with_timeout(timeout)
+                    .with_headers(otlp.headers.iter().cloned().collect::<HashMap<_, _>>());
+                if otlp.gzip {
+                    builder
+                        .with_compression(opentelemetry_otlp::Compression::Gzip)
+                        .build()
+                } else {
+                    builder.build()
+                }
+            }
         };
         built.map_err(|source| InitError::Exporter {
             signal: $signal,

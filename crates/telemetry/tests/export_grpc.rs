@@ -8,6 +8,7 @@ fn signals_reach_an_otlp_grpc_receiver_with_the_service_resource() {
         common::vars(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.grpc_endpoint()),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".into()),
             ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=shop%20max".into()),
         ])
     });
@@ -18,5 +19,11 @@ fn signals_reach_an_otlp_grpc_receiver_with_the_service_resource() {
             .iter()
             .any(|h| h.iter().any(|(k, v)| k == "x-tenant" && v == "shop max")),
         "OTEL_EXPORTER_OTLP_HEADERS sent as gRPC metadata"
+    );
+    assert!(
+        headers
+            .iter()
+            .any(|h| h.iter().any(|(k, v)| k == "grpc-encoding" && v == "gzip")),
+        "OTEL_EXPORTER_OTLP_COMPRESSION=gzip compresses the exports"
     );
 }

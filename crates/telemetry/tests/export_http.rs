@@ -8,6 +8,7 @@ fn signals_reach_an_otlp_http_protobuf_receiver_with_the_service_resource() {
         common::vars(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.http_endpoint()),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".into()),
             ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=shopmax".into()),
         ])
     });
@@ -23,5 +24,11 @@ fn signals_reach_an_otlp_http_protobuf_receiver_with_the_service_resource() {
             .iter()
             .any(|(k, v)| k == "content-type" && v == "application/x-protobuf")),
         "protobuf bodies"
+    );
+    assert!(
+        headers.iter().any(|h| h
+            .iter()
+            .any(|(k, v)| k == "content-encoding" && v == "gzip")),
+        "OTEL_EXPORTER_OTLP_COMPRESSION=gzip compresses the exports"
     );
 }
