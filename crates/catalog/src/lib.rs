@@ -46,6 +46,10 @@ pub enum CatalogError {
     },
 }
 
+/// The line a prompt carries instead of products when product lookup failed, so that the model
+/// says the lookup is down rather than that the product does not exist.
+pub const LOOKUP_UNAVAILABLE: &str = "(product lookup is unavailable right now)";
+
 /// Separator between fields of a prompt line; never part of a product field.
 const SEP: &str = " | ";
 

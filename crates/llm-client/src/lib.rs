@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use openai::{BuildError, OpenAiClient};
 
-/// An API key. Its `Debug` and `Display` never show the key.
+/// An API key. It has no `Display`, and its `Debug` never shows the key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
 
@@ -104,7 +104,15 @@ impl LlmConfig {
             embedding_model: get(lookup, "LLM_EMBEDDING_MODEL")
                 .unwrap_or_else(|| "text-embedding-3-small".into()),
             provider_name: get(lookup, "LLM_PROVIDER").unwrap_or_else(|| "openai".into()),
-            timeout: Duration::from_millis(parse_or(lookup, "LLM_TIMEOUT_MS", 30_000u64)?),
+            timeout: Duration::from_millis(match parse_or(lookup, "LLM_TIMEOUT_MS", 30_000u64)? {
+                0 => {
+                    return Err(service_kit::env::ConfigError {
+                        key: "LLM_TIMEOUT_MS".into(),
+                        reason: "must be greater than 0".into(),
+                    });
+                }
+                ms => ms,
+            }),
             max_retries: parse_or(lookup, "LLM_MAX_RETRIES", 2u32)?,
             initial_backoff: Duration::from_millis(parse_or(
                 lookup,
@@ -112,8 +120,11 @@ impl LlmConfig {
                 200u64,
             )?),
             max_backoff: Duration::from_millis(parse_or(lookup, "LLM_MAX_BACKOFF_MS", 5_000u64)?),
-            capture_content: get(lookup, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
-                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            capture_content: service_kit::env::bool_or(
+                lookup,
+                "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+                false,
+            )?,
         })
     }
 }

@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
@@ -197,19 +198,62 @@ pub fn health_routes(ready: Arc<AtomicBool>) -> Router {
         )
 }
 
-/// The layers every service's API routes get: the body size limit.
-pub fn limits() -> tower_http::limit::RequestBodyLimitLayer {
-    tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES)
+/// The body size limit every service's API routes get. It is enforced by the extractors, so an
+/// oversized body is answered by [`ApiJson`] as a JSON 413, whether or not it declared its length.
+pub fn limits() -> axum::extract::DefaultBodyLimit {
+    axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)
 }
 
-/// Serves `router` on `listener` until ctrl-c or SIGTERM, then lets in-flight requests finish.
+/// JSON 404 and 405 answers instead of axum's empty ones.
+pub fn with_json_fallbacks<S>(router: Router<S>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not accept that method",
+            )
+        })
+}
+
+/// How long in-flight requests may take to finish after a stop signal. Kubernetes kills a pod
+/// 30 s after SIGTERM by default; this leaves time for the telemetry flush that follows.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Serves `router` on `listener` until ctrl-c or SIGTERM, then lets in-flight requests finish,
+/// for at most [`DRAIN_TIMEOUT`]: a request stuck on a slow LLM must not keep the process alive
+/// past the orchestrator's kill, which would lose the final telemetry flush.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
-    axum::serve(
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stopping_tx.send(());
+    };
+    let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
+    .with_graceful_shutdown(signal);
+    let deadline = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!(drain_secs = DRAIN_TIMEOUT.as_secs(), "service.shutdown.drain_timed_out");
+            Ok(())
+        }
+    }
 }
 
 /// Resolves on ctrl-c or SIGTERM (what `docker stop` and Kubernetes send).
@@ -240,7 +284,8 @@ pub mod env {
     use std::str::FromStr;
 
     /// Why a configuration variable was rejected.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    #[error("{key}: {reason}")]
     pub struct ConfigError {
         /// The variable.
         pub key: String,
@@ -248,19 +293,28 @@ pub mod env {
         pub reason: String,
     }
 
-    impl std::fmt::Display for ConfigError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "{}: {}", self.key, self.reason)
-        }
-    }
-
-    impl std::error::Error for ConfigError {}
-
     /// The variable's value, if set and not empty.
     pub fn get(lookup: &dyn Fn(&str) -> Option<String>, key: &str) -> Option<String> {
         lookup(key)
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
+    }
+
+    /// A boolean: `true` or `false` in any case, `default` when unset, an error otherwise.
+    pub fn bool_or(
+        lookup: &dyn Fn(&str) -> Option<String>,
+        key: &str,
+        default: bool,
+    ) -> Result<bool, ConfigError> {
+        match get(lookup, key) {
+            None => Ok(default),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(ConfigError {
+                key: key.to_owned(),
+                reason: format!("{v:?} is not true or false"),
+            }),
+        }
     }
 
     /// The variable parsed as `T`, or `default` when unset; an unparsable value is an error
@@ -417,6 +471,65 @@ mod tests {
                     .is_some_and(|m| !m.is_empty())
             );
         }
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_with_a_content_length_get_a_json_413() {
+        let body = vec![b' '; MAX_BODY_BYTES + 1];
+        let request = Request::post("/ask")
+            .header("content-type", "application/json")
+            .header("content-length", body.len())
+            .body(Body::from(body))
+            .expect("request");
+        let response = app().oneshot(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).expect("a JSON body");
+        assert_eq!(json["error"]["code"], "payload_too_large");
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_and_methods_get_json_404_and_405() {
+        let app = with_json_fallbacks(app());
+        for (method, path, status, code) in [
+            ("GET", "/nope", StatusCode::NOT_FOUND, "not_found"),
+            (
+                "GET",
+                "/ask",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+            ),
+        ] {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .expect("request");
+            let response = app.clone().oneshot(request).await.expect("response");
+            assert_eq!(response.status(), status);
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            let json: serde_json::Value = serde_json::from_slice(&bytes).expect("a JSON body");
+            assert_eq!(json["error"]["code"], code);
+        }
+    }
+
+    #[test]
+    fn booleans_parse_in_any_case_and_reject_typos() {
+        let lookup = env::from_pairs(&[("A", "TRUE"), ("B", "false"), ("C", "yes")]);
+        assert_eq!(env::bool_or(&lookup, "A", false), Ok(true));
+        assert_eq!(env::bool_or(&lookup, "B", true), Ok(false));
+        assert!(env::bool_or(&lookup, "C", false).is_err());
+        assert_eq!(env::bool_or(&lookup, "D", true), Ok(true));
     }
 
     #[tokio::test]

@@ -20,7 +20,7 @@ use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::AppState;
-use crate::downstream::{FraudVerdict, Recommendations, ScoreRequest};
+use crate::downstream::{DownstreamError, FraudVerdict, Recommendations, ScoreRequest};
 
 /// Longest question accepted, in characters.
 pub const MAX_QUESTION_CHARS: usize = 2000;
@@ -154,19 +154,30 @@ fn with_identity(
     let customer_id = from_baggage("user.id", 64)
         .or_else(|| request.customer_id.clone())
         .unwrap_or_else(|| "anonymous".to_owned());
-    let mut baggage: Vec<KeyValueMetadata> = incoming
+    // The identity goes first: baggage holds at most 64 members and 8192 bytes, and a caller
+    // that filled it must not push out the keys our traces are searched by. A caller's invalid
+    // value is replaced, so every span names the identity the request was actually scored as.
+    let identity_members = [
+        ("session.id", session_id.clone()),
+        ("user.id", customer_id.clone()),
+        (
+            "shopmax.channel",
+            incoming
+                .get("shopmax.channel")
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_else(|| channel.to_owned()),
+        ),
+    ];
+    let mut baggage: Vec<KeyValueMetadata> = identity_members
         .iter()
-        .map(|(k, (v, meta))| KeyValueMetadata::new(k.clone(), v.clone(), meta.clone()))
+        .map(|(k, v)| KeyValueMetadata::new(*k, v.clone(), ""))
         .collect();
-    for (key, value) in [
-        ("session.id", session_id.as_str()),
-        ("user.id", customer_id.as_str()),
-        ("shopmax.channel", channel),
-    ] {
-        if incoming.get(key).is_none() {
-            baggage.push(KeyValueMetadata::new(key, value.to_owned(), ""));
-        }
-    }
+    baggage.extend(
+        incoming
+            .iter()
+            .filter(|(k, _)| !identity_members.iter().any(|(key, _)| k.as_str() == *key))
+            .map(|(k, (v, meta))| KeyValueMetadata::new(k.clone(), v.clone(), meta.clone())),
+    );
     (
         cx.with_baggage(baggage),
         Identity {
@@ -230,6 +241,17 @@ async fn answer(state: AppState, request: ChatRequest, identity: Identity) -> Re
             }
             Some(verdict)
         }
+        Err(error @ DownstreamError::Rejected { .. }) => {
+            // A 4xx from fraud is a contract bug between us, not an outage: failing open on it
+            // would quietly switch screening off.
+            tracing::error!(error = %error, "chat.fraud.rejected");
+            return ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "fraud_unavailable",
+                "fraud screening could not assess this request",
+            )
+            .into_response();
+        }
         Err(error) => {
             tracing::warn!(error = %error, "chat.fraud.unavailable");
             if !state.config.fraud_fail_open {
@@ -265,8 +287,16 @@ async fn answer(state: AppState, request: ChatRequest, identity: Identity) -> Re
         .iter()
         .map(|p| p.product.clone())
         .collect();
-    let llm_request =
-        crate::prompt::build(&request.question, &products, state.config.max_answer_tokens);
+    let prompt_grounding = if degraded.iter().any(|d| d == "recommendation_unavailable") {
+        crate::prompt::Grounding::LookupUnavailable
+    } else {
+        crate::prompt::Grounding::Products(&products)
+    };
+    let llm_request = crate::prompt::build(
+        &request.question,
+        prompt_grounding,
+        state.config.max_answer_tokens,
+    );
     let grounding = Grounding {
         fraud,
         recommendations,
@@ -342,6 +372,16 @@ fn llm_error(error: &LlmError) -> ApiError {
     }
 }
 
+/// The first event of a streamed answer.
+#[derive(Debug, Serialize)]
+struct StreamMeta {
+    products: Vec<ReplyProduct>,
+    fraud: Option<FraudVerdict>,
+    degraded: Vec<String>,
+    session_id: String,
+    trace_id: Option<String>,
+}
+
 /// Streams the answer: a `meta` event (products, fraud verdict, ids), `delta` events with text,
 /// then `done` with the model and usage, or `error` if the model fails mid-answer.
 async fn stream_answer(
@@ -355,29 +395,41 @@ async fn stream_answer(
         Err(error) => return llm_error(&error).into_response(),
     };
     let trace_id = telemetry::current_trace_id();
-    let meta = json!({
-        "products": reply_products(&grounding.recommendations),
-        "fraud": grounding.fraud,
-        "degraded": grounding.degraded,
-        "session_id": identity.session_id,
-        "trace_id": trace_id,
-    });
+    // Serialised from the struct, not through `json!`: that would widen the f32 scores to f64
+    // and print them differently from the JSON reply.
+    let meta = StreamMeta {
+        products: reply_products(&grounding.recommendations),
+        fraud: grounding.fraud,
+        degraded: grounding.degraded,
+        session_id: identity.session_id,
+        trace_id: trace_id.clone(),
+    };
+    let meta = serde_json::to_string(&meta).unwrap_or_default();
     let first = futures_util::stream::once(async move {
-        Ok::<Event, Infallible>(Event::default().event("meta").data(meta.to_string()))
+        Ok::<Event, Infallible>(Event::default().event("meta").data(meta))
     });
+    let span = tracing::Span::current();
     let events = stream.map(move |item| {
         let event = match item {
             Ok(StreamEvent::Delta(text)) => Event::default()
                 .event("delta")
                 .data(json!({ "text": text }).to_string()),
-            Ok(StreamEvent::Done(response)) => Event::default().event("done").data(
-                json!({
+            Ok(StreamEvent::Done(response)) => {
+                span.in_scope(|| {
+                    tracing::info!(
+                        model = %response.model,
+                        prompt_tokens = response.usage.prompt_tokens,
+                        completion_tokens = response.usage.completion_tokens,
+                        "chat.answer.sent"
+                    );
+                });
+                let done = json!({
                     "model": response.model,
                     "usage": response.usage,
                     "finish_reason": response.finish_reason,
-                })
-                .to_string(),
-            ),
+                });
+                Event::default().event("done").data(done.to_string())
+            }
             Err(error) => {
                 let api = llm_error(&error);
                 Event::default().event("error").data(
@@ -444,6 +496,33 @@ mod tests {
         );
         assert_eq!(identity.session_id, "from-caller");
         assert_eq!(identity.customer_id, "cust-1");
+    }
+
+    #[test]
+    fn identity_survives_a_full_caller_baggage_and_invalid_values_are_replaced() {
+        let mut members: Vec<opentelemetry::KeyValue> = (0..63)
+            .map(|i| opentelemetry::KeyValue::new(format!("k{i}"), "v"))
+            .collect();
+        members.push(opentelemetry::KeyValue::new("user.id", "bad value"));
+        let cx = opentelemetry::Context::new().with_baggage(members);
+        let request = ChatRequest {
+            question: "q".into(),
+            customer_id: Some("cust-9".into()),
+            session_id: None,
+            stream: false,
+        };
+        let (cx, identity) = with_identity(&cx, &request, "web");
+        let b = cx.baggage();
+        let get = |k: &str| b.get(k).map(|v| v.as_str().to_owned());
+        assert_eq!(identity.customer_id, "cust-9");
+        assert_eq!(
+            get("user.id").as_deref(),
+            Some("cust-9"),
+            "the scored identity wins"
+        );
+        assert_eq!(get("session.id"), Some(identity.session_id.clone()));
+        assert_eq!(get("shopmax.channel").as_deref(), Some("web"));
+        assert_eq!(b.len(), 64, "caller members beyond the limit give way");
     }
 
     #[test]

@@ -26,6 +26,14 @@ pub enum DownstreamError {
         /// Status code or transport failure kind.
         detail: String,
     },
+    /// Refused our request with a 4xx: a contract mismatch between the services.
+    #[error("{service} rejected the request ({status})")]
+    Rejected {
+        /// Which service.
+        service: &'static str,
+        /// The 4xx status.
+        status: u16,
+    },
     /// Answered 2xx with a body we could not read.
     #[error("{service} answered malformed JSON")]
     Invalid {
@@ -140,6 +148,12 @@ async fn post_json<Req: Serialize + Sync, Resp: serde::de::DeserializeOwned>(
         }
     })?;
     let status = response.status();
+    if status.is_client_error() {
+        return Err(DownstreamError::Rejected {
+            service,
+            status: status.as_u16(),
+        });
+    }
     if !status.is_success() {
         return Err(DownstreamError::Unavailable {
             service,

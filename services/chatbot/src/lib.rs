@@ -71,17 +71,36 @@ impl Config {
             fraud_url: get(lookup, "FRAUD_URL").unwrap_or_else(|| "http://localhost:8082".into()),
             recommendation_url: get(lookup, "RECOMMENDATION_URL")
                 .unwrap_or_else(|| "http://localhost:8081".into()),
-            downstream_timeout: Duration::from_millis(parse_or(
+            downstream_timeout: Duration::from_millis(positive(
                 lookup,
                 "CHATBOT_DOWNSTREAM_TIMEOUT_MS",
-                3000u64,
+                3000,
             )?),
             top_k,
-            max_answer_tokens: parse_or(lookup, "CHATBOT_MAX_ANSWER_TOKENS", 256u32)?,
+            max_answer_tokens: u32::try_from(positive(lookup, "CHATBOT_MAX_ANSWER_TOKENS", 256)?)
+                .map_err(|_| ConfigError {
+                key: "CHATBOT_MAX_ANSWER_TOKENS".into(),
+                reason: "is too large".into(),
+            })?,
             channel: get(lookup, "CHATBOT_CHANNEL").unwrap_or_else(|| "web".into()),
-            fraud_fail_open: parse_or(lookup, "CHATBOT_FRAUD_FAIL_OPEN", true)?,
+            fraud_fail_open: service_kit::env::bool_or(lookup, "CHATBOT_FRAUD_FAIL_OPEN", true)?,
             llm: LlmConfig::from_lookup(lookup)?,
         })
+    }
+}
+
+/// A whole number above zero: a zero timeout or token budget would fail every request.
+fn positive(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    key: &str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match parse_or(lookup, key, default)? {
+        0 => Err(ConfigError {
+            key: key.into(),
+            reason: "must be greater than 0".into(),
+        }),
+        value => Ok(value),
     }
 }
 
@@ -106,5 +125,7 @@ pub fn app(state: AppState) -> Router {
         .layer(telemetry::HttpServerLayer::new().with_traceresponse(true))
         .with_state(state);
     // The chatbot has no start-up work: it is ready as soon as it listens.
-    api.merge(service_kit::health_routes(Arc::new(AtomicBool::new(true))))
+    service_kit::with_json_fallbacks(
+        api.merge(service_kit::health_routes(Arc::new(AtomicBool::new(true)))),
+    )
 }

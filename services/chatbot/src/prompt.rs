@@ -7,13 +7,31 @@ use llm_client::{ChatMessage, ChatRequest, Role};
 const INSTRUCTIONS: &str = "You are the ShopMax India shopping assistant. Answer the customer's \
 question in one or two sentences using only the products listed below. Quote prices in rupees \
 as 'Rs <amount>' and name the warehouse that stocks the product. If the product is not listed, \
-say that you could not find it in the ShopMax catalog.";
+say that you could not find it in the ShopMax catalog. If the list says product lookup is \
+unavailable, say that you cannot look up products right now and ask the customer to try again.";
 
-/// Builds the chat request for `question`, grounded in `products`.
-pub fn build(question: &str, products: &[Product], max_tokens: u32) -> ChatRequest {
+/// What the prompt is grounded in.
+#[derive(Debug, Clone, Copy)]
+pub enum Grounding<'a> {
+    /// The products retrieval found (possibly none).
+    Products(&'a [Product]),
+    /// Retrieval failed: the model must say so instead of claiming the product does not exist.
+    LookupUnavailable,
+}
+
+/// Builds the chat request for `question`.
+pub fn build(question: &str, grounding: Grounding<'_>, max_tokens: u32) -> ChatRequest {
     let mut system = String::from(INSTRUCTIONS);
     system.push_str("\n\nProducts:\n");
-    if products.is_empty() {
+    let products = match grounding {
+        Grounding::Products(products) => products,
+        Grounding::LookupUnavailable => {
+            system.push_str(catalog::LOOKUP_UNAVAILABLE);
+            system.push('\n');
+            &[]
+        }
+    };
+    if products.is_empty() && matches!(grounding, Grounding::Products(_)) {
         system.push_str("(no products found)\n");
     }
     for product in products {
@@ -45,7 +63,11 @@ mod tests {
     fn every_product_line_can_be_read_back() {
         let catalog = catalog::Catalog::embedded();
         let products = &catalog.products()[..2];
-        let request = build("What is the price of Samsung 65 QLED?", products, 200);
+        let request = build(
+            "What is the price of Samsung 65 QLED?",
+            Grounding::Products(products),
+            200,
+        );
         let parsed: Vec<_> = request.messages[0]
             .content
             .lines()

@@ -290,6 +290,66 @@ async fn chat_degrades_when_recommendation_is_down() {
         serde_json::json!(["recommendation_unavailable"])
     );
     assert_eq!(body["products"], serde_json::json!([]));
+    // The model is told the lookup failed, so it does not claim the product does not exist.
+    let seen = setup.llm.seen.lock().expect("seen");
+    assert!(
+        seen[0].messages[0]
+            .content
+            .contains(catalog::LOOKUP_UNAVAILABLE)
+    );
+}
+
+#[tokio::test]
+async fn chat_returns_502_and_does_not_fail_open_when_fraud_rejects_the_request() {
+    let setup = Setup {
+        fraud: Err(DownstreamError::Rejected {
+            service: "fraud",
+            status: 422,
+        }),
+        ..Setup::default()
+    };
+    let (status, body) = setup.ask(question()).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(body["error"]["code"], "fraud_unavailable");
+    assert!(setup.llm.seen.lock().expect("seen").is_empty());
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_get_json_errors() {
+    let setup = Setup::default();
+    for (method, path, status) in [
+        ("GET", "/v1/chat", StatusCode::METHOD_NOT_ALLOWED),
+        ("POST", "/v2/chat", StatusCode::NOT_FOUND),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .expect("request");
+        let response = setup.router().oneshot(request).await.expect("response");
+        assert_eq!(response.status(), status);
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).expect("json body");
+        assert!(json["error"]["code"].is_string());
+    }
+}
+
+#[test]
+fn zero_timeouts_and_token_budgets_are_refused_at_start_up() {
+    for key in [
+        "CHATBOT_DOWNSTREAM_TIMEOUT_MS",
+        "CHATBOT_MAX_ANSWER_TOKENS",
+        "LLM_TIMEOUT_MS",
+    ] {
+        let lookup = service_kit::env::from_pairs(&[(key, "0")]);
+        let error = Config::from_lookup(&lookup).expect_err(key);
+        assert_eq!(error.key, key);
+    }
 }
 
 #[tokio::test]

@@ -194,12 +194,13 @@ impl AppState {
 /// The service's router: `POST /v1/score` (traced, body-limited) and untraced health probes.
 pub fn app(state: AppState) -> Router {
     let ready = state.ready.clone();
-    Router::new()
+    let router = Router::new()
         .route("/v1/score", post(score))
         .layer(service_kit::limits())
         .layer(telemetry::HttpServerLayer::new())
         .with_state(state)
-        .merge(service_kit::health_routes(ready))
+        .merge(service_kit::health_routes(ready));
+    service_kit::with_json_fallbacks(router)
 }
 
 /// Body of `POST /v1/score`.
@@ -253,9 +254,11 @@ async fn score(
     ApiJson(request): ApiJson<ScoreRequest>,
 ) -> Result<Json<Assessment>, ApiError> {
     request.validate()?;
-    Ok(Json(
-        state.scorer.score(&request.customer_id, &request.question),
-    ))
+    Ok(Json(state.scorer.score_request(
+        &request.customer_id,
+        &request.session_id,
+        &request.question,
+    )))
 }
 
 #[cfg(test)]

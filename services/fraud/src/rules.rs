@@ -365,6 +365,9 @@ pub struct VelocitySettings {
     pub max_tracked_customers: usize,
 }
 
+/// The customer id the chatbot sends when the customer is unknown.
+pub const ANONYMOUS: &str = "anonymous";
+
 /// Runs every rule on a request and combines the results.
 #[derive(Debug)]
 pub struct Scorer {
@@ -400,8 +403,23 @@ impl Scorer {
         &self.velocity
     }
 
+    /// Scores a request as the service receives it. Requests without a known customer all carry
+    /// the id `anonymous`; counting them as one customer would let a few strangers lock out
+    /// every anonymous shopper, so their velocity is counted per session instead.
+    pub fn score_request(&self, customer_id: &str, session_id: &str, question: &str) -> Assessment {
+        if customer_id == ANONYMOUS {
+            self.score_keyed(customer_id, &format!("session:{session_id}"), question)
+        } else {
+            self.score_keyed(customer_id, customer_id, question)
+        }
+    }
+
     /// Scores one request under a `fraud.score` span; every call counts towards velocity.
     pub fn score(&self, customer_id: &str, question: &str) -> Assessment {
+        self.score_keyed(customer_id, customer_id, question)
+    }
+
+    fn score_keyed(&self, customer_id: &str, velocity_key: &str, question: &str) -> Assessment {
         let span = tracing::info_span!(
             "fraud.score",
             otel.kind = "internal",
@@ -417,7 +435,7 @@ impl Scorer {
             evaluate(names::BLOCKLIST, || blocklist(&self.blocklist, customer_id)),
             evaluate(names::VELOCITY, || {
                 velocity(
-                    self.velocity.record(customer_id),
+                    self.velocity.record(velocity_key),
                     settings.limit,
                     settings.window,
                 )
@@ -491,6 +509,36 @@ mod tests {
             clock.clone(),
         );
         (scorer, clock)
+    }
+
+    #[test]
+    fn anonymous_requests_count_velocity_per_session_not_together() {
+        let (s, _clock) = scorer(&[], 2);
+        for i in 0..10 {
+            let a = s.score_request(
+                ANONYMOUS,
+                &format!("sess-{i}"),
+                "What is the price of Samsung 65 QLED?",
+            );
+            assert_eq!(
+                a.decision,
+                Decision::Allow,
+                "stranger {i} is not blocked by the others"
+            );
+        }
+        let mut last = None;
+        for _ in 0..6 {
+            last = Some(s.score_request(
+                ANONYMOUS,
+                "sess-same",
+                "What is the price of Samsung 65 QLED?",
+            ));
+        }
+        assert_ne!(
+            last.map(|a| a.decision),
+            Some(Decision::Allow),
+            "one busy session still trips it"
+        );
     }
 
     #[rstest]

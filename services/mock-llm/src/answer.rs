@@ -27,6 +27,18 @@ pub const NOT_IN_CATALOG: &str = "Sorry, that product is not in the catalog: I c
      among the ShopMax products. I can help with the price, features, stock and warehouse of the \
      products we carry.";
 
+/// The answer when the prompt says product lookup failed ([`catalog::LOOKUP_UNAVAILABLE`]).
+pub const LOOKUP_UNAVAILABLE: &str = "Sorry, I cannot look up ShopMax products right now. \
+     Please try again in a moment.";
+
+/// Whether any of `contents` says that product lookup failed.
+pub fn lookup_unavailable<'a>(contents: impl IntoIterator<Item = &'a str>) -> bool {
+    contents
+        .into_iter()
+        .flat_map(str::lines)
+        .any(|line| line.trim() == catalog::LOOKUP_UNAVAILABLE)
+}
+
 /// Every product written into any of `contents` (the messages, in order), first occurrence of
 /// each name only.
 pub fn grounding<'a>(contents: impl IntoIterator<Item = &'a str>) -> Vec<PromptProduct> {
@@ -258,7 +270,12 @@ fn pick_product<'p>(
     for product in products {
         let name = name_tokens(&product.name);
         let matched = name.iter().filter(|t| asked.contains(*t)).count();
-        if matched == 0 {
+        // A shared number alone ("15", "65") names no product: "iPhone 15" must not find the
+        // "ASUS Vivobook 15". At least one shared word must have a letter in it.
+        let has_word = name
+            .iter()
+            .any(|t| asked.contains(t) && t.chars().any(char::is_alphabetic));
+        if matched == 0 || !has_word {
             continue;
         }
         let better = match best {
@@ -733,6 +750,19 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[test]
+    fn a_shared_number_alone_names_no_product() {
+        let got = ask(&["asus-vivobook-15"], "What is the price of iPhone 15?");
+        assert_eq!(got, NOT_IN_CATALOG);
+    }
+
+    #[test]
+    fn a_failed_lookup_is_recognised() {
+        let prompt = format!("Products:\n{}\n", catalog::LOOKUP_UNAVAILABLE);
+        assert!(lookup_unavailable([prompt.as_str()]));
+        assert!(!lookup_unavailable(["Products:\n(no products found)\n"]));
     }
 
     #[test]

@@ -218,7 +218,13 @@ pub(crate) async fn completions(
         .filter(|m| m.role == "user")
         .map(|m| m.content.as_str())
         .collect();
-    let full_answer = answer::answer(&products, &user_turns);
+    let full_answer = if products.is_empty()
+        && answer::lookup_unavailable(request.messages.iter().map(|m| m.content.as_str()))
+    {
+        answer::LOOKUP_UNAVAILABLE.to_owned()
+    } else {
+        answer::answer(&products, &user_turns)
+    };
 
     let tokenizers = state.tokenizers();
     let counted: Vec<CountedMessage<'_>> = request

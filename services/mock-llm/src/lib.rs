@@ -122,7 +122,7 @@ struct Inner {
 
 impl AppState {
     /// Loads the tokenizers (the slow part of start-up) and builds the state.
-    pub fn new(config: Config) -> anyhow::Result<Self> {
+    pub fn new(config: Config) -> Result<Self, tokens::TokenizerError> {
         Ok(Self::with_tokenizers(config, Arc::new(Tokenizers::load()?)))
     }
 

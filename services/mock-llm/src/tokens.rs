@@ -37,12 +37,17 @@ impl fmt::Debug for Tokenizers {
     }
 }
 
+/// The bundled vocabularies could not be loaded (a broken build, not a runtime condition).
+#[derive(Debug, thiserror::Error)]
+#[error("loading the bundled tokenizer failed: {0}")]
+pub struct TokenizerError(String);
+
 impl Tokenizers {
     /// Builds both vocabularies from the tables bundled in `tiktoken-rs`.
-    pub fn load() -> anyhow::Result<Self> {
+    pub fn load() -> Result<Self, TokenizerError> {
         Ok(Self {
-            chat: tiktoken_rs::o200k_base()?,
-            embedding: tiktoken_rs::cl100k_base()?,
+            chat: tiktoken_rs::o200k_base().map_err(|e| TokenizerError(e.to_string()))?,
+            embedding: tiktoken_rs::cl100k_base().map_err(|e| TokenizerError(e.to_string()))?,
         })
     }
 

@@ -279,12 +279,13 @@ fn jitter(d: Duration) -> Duration {
 /// `/readyz` answers 503 until the catalog is embedded.
 pub fn app(state: AppState) -> Router {
     let ready = state.shared.ready.clone();
-    Router::new()
+    let router = Router::new()
         .route("/v1/recommend", post(recommend))
         .layer(service_kit::limits())
         .layer(telemetry::HttpServerLayer::new())
         .with_state(state)
-        .merge(service_kit::health_routes(ready))
+        .merge(service_kit::health_routes(ready));
+    service_kit::with_json_fallbacks(router)
 }
 
 /// Body of `POST /v1/recommend`.

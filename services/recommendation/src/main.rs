@@ -6,6 +6,8 @@ use std::sync::Arc;
 use llm_client::OpenAiClient;
 use recommendation::{AppState, Config, app};
 
+use anyhow::Context as _;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let guard = telemetry::init(telemetry::ServiceInfo {
@@ -13,12 +15,14 @@ async fn main() -> anyhow::Result<()> {
         version: env!("CARGO_PKG_VERSION"),
         site: "Mumbai",
     })?;
-    let config = Config::from_env()?;
+    let config = Config::from_env().context("invalid configuration")?;
     let embedder = OpenAiClient::new(config.llm.clone(), guard.propagation_policy())?;
     let state = AppState::new(&config, catalog::Catalog::embedded(), Arc::new(embedder));
     // Not awaited: the service listens (and answers 503) while the LLM server comes up.
     let _indexing = state.spawn_indexing();
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await?;
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
+        .await
+        .with_context(|| format!("binding port {}", config.port))?;
     tracing::info!(port = config.port, "service.started");
     service_kit::serve(listener, app(state)).await?;
     tracing::info!("service.stopped");
