@@ -13,7 +13,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -39,10 +39,20 @@ pub struct SpanPipelineStats {
     pub exported: AtomicU64,
     /// Spans in batches the exporter failed to deliver.
     pub export_failed: AtomicU64,
+    /// The queue itself, so its length and capacity are read, not tracked alongside.
+    queue: OnceLock<Receiver<SpanData>>,
+}
+
+impl SpanPipelineStats {
     /// Spans waiting in the queue right now.
-    pub queued: AtomicU64,
+    pub fn queued(&self) -> usize {
+        self.queue.get().map_or(0, Receiver::len)
+    }
+
     /// Queue capacity.
-    pub capacity: AtomicU64,
+    pub fn capacity(&self) -> usize {
+        self.queue.get().and_then(Receiver::capacity).unwrap_or(0)
+    }
 }
 
 enum Control {
@@ -76,8 +86,8 @@ impl BoundedBatchSpanProcessor {
         E: SpanExporter + 'static,
     {
         let capacity = config.max_queue_size.max(1);
-        stats.capacity.store(capacity as u64, Ordering::Relaxed);
         let (spans_tx, spans_rx) = bounded(capacity);
+        let _ = stats.queue.set(spans_rx.clone());
         let (control_tx, control_rx) = unbounded();
         let worker_stats = stats.clone();
         let worker = std::thread::Builder::new()
@@ -145,7 +155,6 @@ impl SpanProcessor for BoundedBatchSpanProcessor {
         match self.spans.try_send(span) {
             Ok(()) => {
                 self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
-                self.stats.queued.fetch_add(1, Ordering::Relaxed);
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -194,7 +203,6 @@ impl<E: SpanExporter> Worker<E> {
             select! {
                 recv(spans) -> msg => match msg {
                     Ok(span) => {
-                        self.stats.queued.fetch_sub(1, Ordering::Relaxed);
                         self.batch.push(span);
                         if self.batch.len() >= self.config.max_export_batch_size {
                             let _ = self.export();
@@ -231,7 +239,6 @@ impl<E: SpanExporter> Worker<E> {
     fn drain(&mut self, spans: &Receiver<SpanData>) -> OTelSdkResult {
         let mut result = Ok(());
         while let Ok(span) = spans.try_recv() {
-            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
             self.batch.push(span);
             if self.batch.len() >= self.config.max_export_batch_size {
                 result = result.and(self.export());
@@ -369,7 +376,7 @@ mod tests {
         exporter.open.store(true, Ordering::SeqCst);
         provider.force_flush().expect("flush");
         assert_eq!(exporter.exported.load(Ordering::SeqCst) as u64, enqueued);
-        assert_eq!(stats.queued.load(Ordering::SeqCst), 0);
+        assert_eq!(stats.queued(), 0);
         provider.shutdown().expect("shutdown");
     }
 

@@ -70,7 +70,7 @@ pub(crate) fn register_pipeline(meter: &Meter, stats: Arc<SpanPipelineStats>) {
         .with_unit("{span}")
         .with_description("Spans waiting in the processor's queue.")
         .with_callback(move |obs| {
-            obs.observe(s.queued.load(Ordering::Relaxed) as i64, &attrs);
+            obs.observe(s.queued() as i64, &attrs);
         })
         .build();
     let s = stats.clone();
@@ -80,7 +80,7 @@ pub(crate) fn register_pipeline(meter: &Meter, stats: Arc<SpanPipelineStats>) {
         .with_unit("{span}")
         .with_description("Capacity of the processor's queue.")
         .with_callback(move |obs| {
-            obs.observe(s.capacity.load(Ordering::Relaxed) as i64, &attrs);
+            obs.observe(s.capacity() as i64, &attrs);
         })
         .build();
     let s = stats;
