@@ -256,6 +256,34 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io
     }
 }
 
+/// Why a service could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The port could not be bound (in use, or not permitted).
+    #[error("binding port {port}: {source}")]
+    Bind {
+        /// The port.
+        port: u16,
+        /// The bind error.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("serving: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Binds `0.0.0.0:port` and [`serve`]s `router` there until a stop signal: what every
+/// service's `main` does.
+pub async fn serve_on(port: u16, router: Router) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+        .await
+        .map_err(|source| ServeError::Bind { port, source })?;
+    tracing::info!(port, "service.listening");
+    serve(listener, router).await?;
+    tracing::info!("service.stopped");
+    Ok(())
+}
+
 /// Resolves on ctrl-c or SIGTERM (what `docker stop` and Kubernetes send).
 pub async fn shutdown_signal() {
     let ctrl_c = async {

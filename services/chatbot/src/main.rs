@@ -33,11 +33,7 @@ async fn main() -> anyhow::Result<()> {
         )),
         config: Arc::new(config.clone()),
     };
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
-        .await
-        .with_context(|| format!("binding port {}", config.port))?;
-    tracing::info!(address = %listener.local_addr()?, "chatbot.listening");
-    service_kit::serve(listener, app(state)).await?;
+    service_kit::serve_on(config.port, app(state)).await?;
     drop(guard);
     Ok(())
 }

@@ -14,18 +14,14 @@ async fn main() -> anyhow::Result<()> {
     })?;
     let config = Config::from_env().context("invalid MOCK_LLM_* setting")?;
     let state = AppState::new(config.clone()).context("loading the tokenizers")?;
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
-        .await
-        .with_context(|| format!("binding port {}", config.port))?;
     tracing::info!(
-        port = config.port,
         ttft_ms = config.ttft.as_millis(),
         token_delay_ms = config.token_delay.as_millis(),
         embed_delay_ms = config.embed_delay.as_millis(),
         slow_ms = config.slow.as_millis(),
         fault = ?config.fault,
-        "mock_llm.listening"
+        "mock_llm.config"
     );
-    service_kit::serve(listener, app(state)).await?;
+    service_kit::serve_on(config.port, app(state)).await?;
     Ok(())
 }

@@ -20,12 +20,7 @@ async fn main() -> anyhow::Result<()> {
     let state = AppState::new(&config, catalog::Catalog::embedded(), Arc::new(embedder));
     // Not awaited: the service listens (and answers 503) while the LLM server comes up.
     let _indexing = state.spawn_indexing();
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
-        .await
-        .with_context(|| format!("binding port {}", config.port))?;
-    tracing::info!(port = config.port, "service.started");
-    service_kit::serve(listener, app(state)).await?;
-    tracing::info!("service.stopped");
+    service_kit::serve_on(config.port, app(state)).await?;
     // Flushes the last spans before the process exits.
     drop(guard);
     Ok(())
