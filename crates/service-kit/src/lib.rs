@@ -6,6 +6,7 @@
 //! - [`health_routes`]: untraced `/healthz` and `/readyz`.
 //! - [`serve`]: serves a router until ctrl-c or SIGTERM, draining in-flight requests.
 //! - [`env`]: small helpers for `Config::from_env()`.
+//! - `testing` (feature `testing`): reading response bodies in handler tests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -376,12 +377,42 @@ pub mod env {
     }
 }
 
+/// Reading response bodies in handler tests (feature `testing`); panics on a broken body, as a
+/// test should.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    use axum::body::Bytes;
+    use axum::http::StatusCode;
+    use axum::response::Response;
+    use http_body_util::BodyExt as _;
+
+    /// The status and the whole body.
+    pub async fn body_bytes(response: Response) -> (StatusCode, Bytes) {
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("response body")
+            .to_bytes();
+        (status, bytes)
+    }
+
+    /// The status and the body as JSON (`Null` when it is not JSON).
+    pub async fn json_body(response: Response) -> (StatusCode, serde_json::Value) {
+        let (status, bytes) = body_bytes(response).await;
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::body::Body;
     use axum::routing::post;
-    use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
 
     #[derive(Debug, serde::Deserialize)]
@@ -412,17 +443,7 @@ mod tests {
             .oneshot(req.body(body.into()).expect("request"))
             .await
             .expect("response");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-        )
+        testing::json_body(response).await
     }
 
     #[tokio::test]
@@ -510,14 +531,8 @@ mod tests {
             .body(Body::from(body))
             .expect("request");
         let response = app().oneshot(request).await.expect("response");
-        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let json: serde_json::Value = serde_json::from_slice(&bytes).expect("a JSON body");
+        let (got, json) = testing::json_body(response).await;
+        assert_eq!(got, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(json["error"]["code"], "payload_too_large");
     }
 
@@ -539,14 +554,8 @@ mod tests {
                 .body(Body::empty())
                 .expect("request");
             let response = app.clone().oneshot(request).await.expect("response");
-            assert_eq!(response.status(), status);
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .expect("body")
-                .to_bytes();
-            let json: serde_json::Value = serde_json::from_slice(&bytes).expect("a JSON body");
+            let (got, json) = testing::json_body(response).await;
+            assert_eq!(got, status);
             assert_eq!(json["error"]["code"], code);
         }
     }

@@ -10,7 +10,6 @@ use chatbot::downstream::{
     ScoreRequest, ScoredProduct,
 };
 use chatbot::{AppState, ChatReply, Config, app};
-use http_body_util::BodyExt as _;
 use llm_client::{ChatRequest, ChatResponse, ChatStream, LlmClient, LlmError, StreamEvent, Usage};
 use tower::ServiceExt as _;
 
@@ -144,13 +143,7 @@ impl Setup {
             .oneshot(request.body(Body::from(body.to_owned())).expect("request"))
             .await
             .expect("response");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
+        let (status, bytes) = service_kit::testing::body_bytes(response).await;
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -327,14 +320,8 @@ async fn unknown_paths_and_methods_get_json_errors() {
             .body(Body::empty())
             .expect("request");
         let response = setup.router().oneshot(request).await.expect("response");
-        assert_eq!(response.status(), status);
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let json: serde_json::Value = serde_json::from_slice(&bytes).expect("json body");
+        let (got, json) = service_kit::testing::json_body(response).await;
+        assert_eq!(got, status);
         assert!(json["error"]["code"].is_string());
     }
 }

@@ -266,7 +266,6 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
-    use http_body_util::BodyExt as _;
     use rstest::rstest;
     use serde_json::{Value, json};
     use tower::ServiceExt as _;
@@ -345,17 +344,7 @@ mod tests {
             .oneshot(req.body(body.into()).expect("request"))
             .await
             .expect("response");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        service_kit::testing::json_body(response).await
     }
 
     async fn score_json(app: &Router, body: Value) -> (StatusCode, Value) {

@@ -6,7 +6,6 @@ use std::sync::atomic::AtomicUsize;
 
 use axum::body::Body;
 use axum::http::Request;
-use http_body_util::BodyExt as _;
 use llm_client::Embeddings;
 use rstest::rstest;
 use serde_json::{Value, json};
@@ -192,7 +191,6 @@ async fn ready_state(catalog: Catalog) -> (AppState, Arc<FakeEmbedder>) {
 
 async fn call(router: &Router, request: Request<Body>) -> (StatusCode, HeaderMapLite, Value) {
     let response = router.clone().oneshot(request).await.expect("response");
-    let status = response.status();
     let headers = response
         .headers()
         .iter()
@@ -203,17 +201,8 @@ async fn call(router: &Router, request: Request<Body>) -> (StatusCode, HeaderMap
             )
         })
         .collect();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (
-        status,
-        headers,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let (status, json) = service_kit::testing::json_body(response).await;
+    (status, headers, json)
 }
 
 type HeaderMapLite = HashMap<String, String>;
