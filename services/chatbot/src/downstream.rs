@@ -1,12 +1,14 @@
 //! Calls to the fraud and recommendation services, behind small traits so handler tests can
 //! swap in fakes. The HTTP implementations go through [`telemetry::TracedClient`], which makes
-//! the CLIENT span and carries traceparent, tracestate and baggage to these internal hosts.
+//! the CLIENT span and carries traceparent, tracestate and baggage to these internal hosts. The
+//! bodies are the [`contract`] types the services themselves serve.
 
 use std::fmt;
 use std::time::Duration;
 
-use catalog::Product;
-use serde::{Deserialize, Serialize};
+use contract::fraud::{self, Assessment, ScoreRequest};
+use contract::recommendation::{self, RecommendRequest, RecommendResponse};
+use serde::Serialize;
 use telemetry::{RequestOptions, TracedClient};
 
 /// Why a downstream call gave no usable answer.
@@ -42,65 +44,11 @@ pub enum DownstreamError {
     },
 }
 
-/// What the fraud service is asked.
-#[derive(Debug, Clone, Serialize)]
-pub struct ScoreRequest {
-    /// Customer id (or `anonymous`).
-    pub customer_id: String,
-    /// Session id.
-    pub session_id: String,
-    /// The question as asked.
-    pub question: String,
-}
-
-/// One reason behind a fraud decision.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FraudReason {
-    /// The rule.
-    pub rule: String,
-    /// What it found.
-    pub detail: String,
-    /// Its contribution.
-    #[serde(default)]
-    pub score: f64,
-}
-
-/// The fraud service's answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FraudVerdict {
-    /// 0 (fine) to 1 (fraud).
-    pub risk_score: f64,
-    /// `allow`, `review` or `block`.
-    pub decision: String,
-    /// Why.
-    #[serde(default)]
-    pub reasons: Vec<FraudReason>,
-}
-
-/// A product with its retrieval score.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScoredProduct {
-    /// The product.
-    pub product: Product,
-    /// Cosine similarity to the question.
-    pub score: f32,
-}
-
-/// The recommendation service's answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Recommendations {
-    /// Best matches first.
-    pub products: Vec<ScoredProduct>,
-    /// Related products (same category).
-    #[serde(default)]
-    pub related: Vec<Product>,
-}
-
 /// Scores a request for fraud.
 #[async_trait::async_trait]
 pub trait FraudScorer: Send + Sync + fmt::Debug {
     /// Scores `request`.
-    async fn score(&self, request: &ScoreRequest) -> Result<FraudVerdict, DownstreamError>;
+    async fn score(&self, request: &ScoreRequest) -> Result<Assessment, DownstreamError>;
 }
 
 /// Finds products for a question.
@@ -111,7 +59,7 @@ pub trait Recommender: Send + Sync + fmt::Debug {
         &self,
         query: &str,
         top_k: usize,
-    ) -> Result<Recommendations, DownstreamError>;
+    ) -> Result<RecommendResponse, DownstreamError>;
 }
 
 /// POSTs JSON to an internal service and reads JSON back, with one deadline for the whole call.
@@ -181,7 +129,7 @@ impl HttpFraudScorer {
     pub fn new(client: TracedClient, base_url: &str, timeout: Duration) -> Self {
         Self {
             client,
-            url: format!("{}/v1/score", base_url.trim_end_matches('/')),
+            url: format!("{}{}", base_url.trim_end_matches('/'), fraud::PATH),
             timeout,
         }
     }
@@ -189,12 +137,12 @@ impl HttpFraudScorer {
 
 #[async_trait::async_trait]
 impl FraudScorer for HttpFraudScorer {
-    async fn score(&self, request: &ScoreRequest) -> Result<FraudVerdict, DownstreamError> {
+    async fn score(&self, request: &ScoreRequest) -> Result<Assessment, DownstreamError> {
         post_json(
             &self.client,
             "fraud",
             &self.url,
-            "/v1/score",
+            fraud::PATH,
             request,
             self.timeout,
         )
@@ -215,16 +163,10 @@ impl HttpRecommender {
     pub fn new(client: TracedClient, base_url: &str, timeout: Duration) -> Self {
         Self {
             client,
-            url: format!("{}/v1/recommend", base_url.trim_end_matches('/')),
+            url: format!("{}{}", base_url.trim_end_matches('/'), recommendation::PATH),
             timeout,
         }
     }
-}
-
-#[derive(Serialize)]
-struct RecommendRequest<'a> {
-    query: &'a str,
-    top_k: usize,
 }
 
 #[async_trait::async_trait]
@@ -233,13 +175,16 @@ impl Recommender for HttpRecommender {
         &self,
         query: &str,
         top_k: usize,
-    ) -> Result<Recommendations, DownstreamError> {
-        let body = RecommendRequest { query, top_k };
+    ) -> Result<RecommendResponse, DownstreamError> {
+        let body = RecommendRequest {
+            query: query.to_owned(),
+            top_k: Some(top_k),
+        };
         post_json(
             &self.client,
             "recommendation",
             &self.url,
-            "/v1/recommend",
+            recommendation::PATH,
             &body,
             self.timeout,
         )

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use chatbot::downstream::{
-    DownstreamError, FraudReason, FraudScorer, FraudVerdict, Recommendations, Recommender,
-    ScoreRequest, ScoredProduct,
+use chatbot::downstream::{DownstreamError, FraudScorer, Recommender};
+use chatbot::{AppState, Config, app};
+use contract::chat::ChatReply;
+use contract::fraud::{
+    Assessment as FraudVerdict, Decision, Reason as FraudReason, Rule, ScoreRequest,
 };
-use chatbot::{AppState, ChatReply, Config, app};
+use contract::recommendation::{RecommendResponse as Recommendations, ScoredProduct};
 use llm_client::{ChatRequest, ChatResponse, ChatStream, LlmClient, LlmError, StreamEvent, Usage};
 use tower::ServiceExt as _;
 
@@ -82,7 +84,7 @@ impl Recommender for FakeRecommender {
 fn allow() -> Result<FraudVerdict, DownstreamError> {
     Ok(FraudVerdict {
         risk_score: 0.02,
-        decision: "allow".into(),
+        decision: Decision::Allow,
         reasons: vec![],
     })
 }
@@ -99,6 +101,7 @@ fn samsung() -> Result<Recommendations, DownstreamError> {
             score: 0.91,
         }],
         related: vec![],
+        embedding_model: "text-embedding-3-small".into(),
     })
 }
 
@@ -174,7 +177,7 @@ async fn chat_answers_with_products_usage_and_session() {
     );
     assert_eq!(reply.usage.prompt_tokens, 68);
     assert!(reply.degraded.is_empty());
-    assert!(reply.session_id.starts_with("sess-"));
+    assert!(reply.session_id.as_str().starts_with("sess-"));
     let seen = setup.llm.seen.lock().expect("seen");
     assert!(
         seen[0].messages[0]
@@ -198,7 +201,7 @@ async fn chat_returns_400_when_question_is_empty() {
 
 #[tokio::test]
 async fn chat_returns_400_when_question_is_huge() {
-    let huge = "a".repeat(chatbot::MAX_QUESTION_CHARS + 1);
+    let huge = "a".repeat(contract::chat::MAX_QUESTION_CHARS + 1);
     let (status, _) = Setup::default()
         .ask(serde_json::json!({ "question": huge }))
         .await;
@@ -248,9 +251,9 @@ async fn chat_returns_403_with_reasons_when_fraud_blocks() {
     let setup = Setup {
         fraud: Ok(FraudVerdict {
             risk_score: 0.95,
-            decision: "block".into(),
+            decision: Decision::Block,
             reasons: vec![FraudReason {
-                rule: "prompt_injection".into(),
+                rule: Rule::PromptInjection,
                 detail: "ignore previous instructions".into(),
                 score: 0.9,
             }],
@@ -333,7 +336,7 @@ fn zero_timeouts_and_token_budgets_are_refused_at_start_up() {
         "CHATBOT_MAX_ANSWER_TOKENS",
         "LLM_TIMEOUT_MS",
     ] {
-        let lookup = service_kit::env::from_pairs(&[(key, "0")]);
+        let lookup = env_config::from_pairs(&[(key, "0")]);
         let error = Config::from_lookup(&lookup).expect_err(key);
         assert_eq!(error.key, key);
     }

@@ -3,13 +3,12 @@
 //! answer and exactly one trace of the expected shape, down to the LLM span.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use chatbot::downstream::{HttpFraudScorer, HttpRecommender};
 use otlp_sink::{OtlpSink, SpanView};
 use rstest::rstest;
-use telemetry::{ServiceInfo, TelemetryConfig, TelemetryGuard, TracedClient};
+use telemetry::{ServiceInfo, TelemetryConfig, TelemetryGuard};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 
@@ -61,30 +60,18 @@ fn system() -> &'static System {
         };
 
         let chatbot = rt.block_on(async {
-            let mock = mock_llm::AppState::new(mock_llm::Config::for_tests()).expect("mock");
+            let mock =
+                mock_llm::AppState::from_config(mock_llm::Config::for_tests()).expect("mock");
             let llm = serve(mock_llm::app(mock)).await;
-            let llm_vars = [(
-                "LLM_BASE_URL",
-                format!("http://localhost:{}/v1", llm.port()),
-            )];
-            let lookup = |k: &str| {
-                llm_vars
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.clone())
-            };
+            let llm_url = format!("http://localhost:{}/v1", llm.port());
+            let base = env_config::from_pairs(&[("LLM_BASE_URL", &llm_url)]);
 
-            let fraud_config = fraud::Config::from_lookup(&lookup).expect("fraud config");
-            let fraud = serve(fraud::app(fraud::AppState::new(&fraud_config))).await;
+            let fraud_config = fraud::Config::from_lookup(&base).expect("fraud config");
+            let fraud = serve(fraud::app(fraud::AppState::from_config(&fraud_config))).await;
 
-            let reco_config = recommendation::Config::from_lookup(&lookup).expect("reco config");
-            let embedder = llm_client::OpenAiClient::new(reco_config.llm.clone(), policy.clone())
-                .expect("embedder");
-            let reco_state = recommendation::AppState::new(
-                &reco_config,
-                catalog::Catalog::embedded(),
-                Arc::new(embedder),
-            );
+            let reco_config = recommendation::Config::from_lookup(&base).expect("reco config");
+            let reco_state = recommendation::AppState::from_config(&reco_config, policy.clone())
+                .expect("recommendation state");
             drop(reco_state.spawn_indexing());
             let reco = serve(recommendation::app(reco_state.clone())).await;
             for _ in 0..200 {
@@ -95,24 +82,17 @@ fn system() -> &'static System {
             }
             assert!(reco_state.is_ready(), "catalog embedded");
 
-            let config = chatbot::Config::from_lookup(&lookup).expect("chatbot config");
-            let http = TracedClient::new(reqwest::Client::new(), policy.clone());
-            let state = chatbot::AppState {
-                llm: Arc::new(
-                    llm_client::OpenAiClient::new(config.llm.clone(), policy.clone()).expect("llm"),
-                ),
-                fraud: Arc::new(HttpFraudScorer::new(
-                    http.clone(),
-                    &format!("http://127.0.0.1:{}", fraud.port()),
-                    Duration::from_secs(5),
-                )),
-                recommender: Arc::new(HttpRecommender::new(
-                    http,
-                    &format!("http://127.0.0.1:{}", reco.port()),
-                    Duration::from_secs(5),
-                )),
-                config: Arc::new(config),
-            };
+            // Built from its configuration as `main` builds it.
+            let fraud_url = format!("http://127.0.0.1:{}", fraud.port());
+            let reco_url = format!("http://127.0.0.1:{}", reco.port());
+            let config = chatbot::Config::from_lookup(&env_config::from_pairs(&[
+                ("LLM_BASE_URL", &llm_url),
+                ("FRAUD_URL", &fraud_url),
+                ("RECOMMENDATION_URL", &reco_url),
+                ("CHATBOT_DOWNSTREAM_TIMEOUT_MS", "5000"),
+            ]))
+            .expect("chatbot config");
+            let state = chatbot::AppState::from_config(config, policy.clone()).expect("chatbot");
             serve(chatbot::app(state)).await
         });
         System {

@@ -1,8 +1,7 @@
 //! Entry point of the fraud service: telemetry, configuration, serve until SIGTERM.
 
-use fraud::{AppState, Config, app};
-
 use anyhow::Context as _;
+use fraud::{AppState, Config, app};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -12,7 +11,7 @@ async fn main() -> anyhow::Result<()> {
         site: "Hyderabad",
     })?;
     let config = Config::from_env().context("invalid configuration")?;
-    let state = AppState::new(&config);
+    let state = AppState::from_config(&config);
     service_kit::serve_on(config.port, app(state)).await?;
     // Flushes the last spans before the process exits.
     drop(guard);

@@ -10,51 +10,18 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use contract::CustomerId;
+use contract::fraud::{Assessment, Decision, Reason, Rule};
 use tracing::field::Empty;
 
 use crate::patterns::{self, Signature};
 use crate::velocity::{Clock, Velocity, VelocityTracker};
 
-/// What to do with the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    /// Let it through.
-    Allow,
-    /// Let it through but flag it for a human.
-    Review,
-    /// Refuse it.
-    Block,
-}
-
-impl Decision {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::Review => "review",
-            Self::Block => "block",
-        }
-    }
-}
-
-/// Why a rule contributed to the score.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Reason {
-    /// Rule name, e.g. `prompt_injection`.
-    pub rule: &'static str,
-    /// What the rule saw, for a human reviewer.
-    pub detail: String,
-    /// The rule's score, 0..=1, three decimals.
-    pub score: f64,
-}
-
 /// One rule's result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleOutcome {
-    /// Rule name.
-    pub rule: &'static str,
+    /// The rule.
+    pub rule: Rule,
     /// Score, 0..=1; zero means the rule did not fire.
     pub score: f64,
     /// What the rule saw (empty when it did not fire).
@@ -62,7 +29,7 @@ pub struct RuleOutcome {
 }
 
 impl RuleOutcome {
-    fn quiet(rule: &'static str) -> Self {
+    fn quiet(rule: Rule) -> Self {
         Self {
             rule,
             score: 0.0,
@@ -74,31 +41,6 @@ impl RuleOutcome {
     pub fn triggered(&self) -> bool {
         self.score > 0.0
     }
-}
-
-/// The verdict on one request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Assessment {
-    /// Combined risk, 0..=1, three decimals.
-    pub risk_score: f64,
-    /// The decision.
-    pub decision: Decision,
-    /// The rules that fired, highest score first.
-    pub reasons: Vec<Reason>,
-}
-
-/// Rule names, as reported in reasons and span names.
-pub mod names {
-    /// Customer id on the blocklist.
-    pub const BLOCKLIST: &str = "blocklist";
-    /// Too many requests in the window.
-    pub const VELOCITY: &str = "velocity";
-    /// Attempts to override the assistant's instructions.
-    pub const PROMPT_INJECTION: &str = "prompt_injection";
-    /// Insults and threats.
-    pub const ABUSE: &str = "abuse";
-    /// Malformed or machine-made questions.
-    pub const PAYLOAD_ANOMALY: &str = "payload_anomaly";
 }
 
 fn round3(x: f64) -> f64 {
@@ -116,12 +58,12 @@ fn noisy_or(scores: impl IntoIterator<Item = f64>) -> f64 {
 pub fn blocklist(blocklist: &HashSet<String>, customer_id: &str) -> RuleOutcome {
     if blocklist.contains(customer_id) {
         RuleOutcome {
-            rule: names::BLOCKLIST,
+            rule: Rule::Blocklist,
             score: 1.0,
             detail: "customer is on the blocklist".into(),
         }
     } else {
-        RuleOutcome::quiet(names::BLOCKLIST)
+        RuleOutcome::quiet(Rule::Blocklist)
     }
 }
 
@@ -133,12 +75,12 @@ pub fn velocity(v: Velocity, limit: u32, window: Duration) -> RuleOutcome {
     #[allow(clippy::cast_precision_loss)] // counts are capped far below 2^52
     let count = v.count as f64;
     if count <= limit {
-        return RuleOutcome::quiet(names::VELOCITY);
+        return RuleOutcome::quiet(Rule::Velocity);
     }
     let excess = count - limit;
     let score = (0.6 + 0.4 * (excess - 1.0) / limit).min(1.0);
     RuleOutcome {
-        rule: names::VELOCITY,
+        rule: Rule::Velocity,
         score,
         detail: format!(
             "{}{} requests in the last {} s (limit {})",
@@ -151,7 +93,7 @@ pub fn velocity(v: Velocity, limit: u32, window: Duration) -> RuleOutcome {
 }
 
 fn signature_outcome(
-    rule: &'static str,
+    rule: Rule,
     words: &[String],
     signatures: &[Signature],
     extra: Option<(&'static str, f64)>,
@@ -180,12 +122,12 @@ pub fn prompt_injection(question: &str, words: &[String]) -> RuleOutcome {
         .iter()
         .any(|m| lower.contains(m))
         .then_some(("chat_template_marker", patterns::TEMPLATE_MARKER_WEIGHT));
-    signature_outcome(names::PROMPT_INJECTION, words, patterns::INJECTION, marker)
+    signature_outcome(Rule::PromptInjection, words, patterns::INJECTION, marker)
 }
 
 /// Rule: profanity, insults and threats (see [`crate::patterns`]).
 pub fn abuse(words: &[String]) -> RuleOutcome {
-    signature_outcome(names::ABUSE, words, patterns::ABUSE, None)
+    signature_outcome(Rule::Abuse, words, patterns::ABUSE, None)
 }
 
 /// Questions longer than this are unusual for a shop chat (the hard limit is 4000).
@@ -275,7 +217,7 @@ pub fn payload_anomaly(question: &str) -> RuleOutcome {
     }
 
     if signals.is_empty() {
-        return RuleOutcome::quiet(names::PAYLOAD_ANOMALY);
+        return RuleOutcome::quiet(Rule::PayloadAnomaly);
     }
     let mut detail = String::new();
     for (i, (what, _)) in signals.iter().enumerate() {
@@ -285,7 +227,7 @@ pub fn payload_anomaly(question: &str) -> RuleOutcome {
         let _ = write!(detail, "{what}");
     }
     RuleOutcome {
-        rule: names::PAYLOAD_ANOMALY,
+        rule: Rule::PayloadAnomaly,
         score: noisy_or(signals.iter().map(|(_, s)| *s)),
         detail,
     }
@@ -318,7 +260,8 @@ fn looks_like_base64(token: &str) -> bool {
 }
 
 /// Runs `rule` in its own span and records its score on it.
-fn evaluate(name: &'static str, rule: impl FnOnce() -> RuleOutcome) -> RuleOutcome {
+fn evaluate(name: Rule, rule: impl FnOnce() -> RuleOutcome) -> RuleOutcome {
+    let name = name.as_str();
     let span = tracing::info_span!(
         "fraud.rule",
         otel.name = %format_args!("fraud.rule {name}"),
@@ -365,9 +308,6 @@ pub struct VelocitySettings {
     pub max_tracked_customers: usize,
 }
 
-/// The customer id the chatbot sends when the customer is unknown.
-pub const ANONYMOUS: &str = "anonymous";
-
 /// Runs every rule on a request and combines the results.
 #[derive(Debug)]
 pub struct Scorer {
@@ -398,16 +338,11 @@ impl Scorer {
         }
     }
 
-    /// The velocity tracker (for tests and diagnostics).
-    pub fn velocity_tracker(&self) -> &VelocityTracker {
-        &self.velocity
-    }
-
     /// Scores a request as the service receives it. Requests without a known customer all carry
     /// the id `anonymous`; counting them as one customer would let a few strangers lock out
     /// every anonymous shopper, so their velocity is counted per session instead.
     pub fn score_request(&self, customer_id: &str, session_id: &str, question: &str) -> Assessment {
-        if customer_id == ANONYMOUS {
+        if customer_id == CustomerId::ANONYMOUS {
             self.score_keyed(customer_id, &format!("session:{session_id}"), question)
         } else {
             self.score_keyed(customer_id, customer_id, question)
@@ -432,24 +367,22 @@ impl Scorer {
         let words = patterns::words(question);
         let settings = self.velocity_settings;
         let outcomes = [
-            evaluate(names::BLOCKLIST, || blocklist(&self.blocklist, customer_id)),
-            evaluate(names::VELOCITY, || {
+            evaluate(Rule::Blocklist, || blocklist(&self.blocklist, customer_id)),
+            evaluate(Rule::Velocity, || {
                 velocity(
                     self.velocity.record(velocity_key),
                     settings.limit,
                     settings.window,
                 )
             }),
-            evaluate(names::PROMPT_INJECTION, || {
-                prompt_injection(question, &words)
-            }),
-            evaluate(names::ABUSE, || abuse(&words)),
-            evaluate(names::PAYLOAD_ANOMALY, || payload_anomaly(question)),
+            evaluate(Rule::PromptInjection, || prompt_injection(question, &words)),
+            evaluate(Rule::Abuse, || abuse(&words)),
+            evaluate(Rule::PayloadAnomaly, || payload_anomaly(question)),
         ];
 
         let blocklisted = outcomes
             .iter()
-            .any(|o| o.rule == names::BLOCKLIST && o.triggered());
+            .any(|o| o.rule == Rule::Blocklist && o.triggered());
         let risk_score = round3(noisy_or(outcomes.iter().map(|o| o.score)));
         let decision = if blocklisted {
             Decision::Block
@@ -467,7 +400,7 @@ impl Scorer {
             .collect();
         reasons.sort_by(|a, b| b.score.total_cmp(&a.score));
 
-        let triggered: Vec<&str> = reasons.iter().map(|r| r.rule).collect();
+        let triggered: Vec<&str> = reasons.iter().map(|r| r.rule.as_str()).collect();
         let triggered = triggered.join(",");
         span.record("fraud.risk_score", risk_score);
         span.record("fraud.decision", decision.as_str());
@@ -516,7 +449,7 @@ mod tests {
         let (s, _clock) = scorer(&[], 2);
         for i in 0..10 {
             let a = s.score_request(
-                ANONYMOUS,
+                CustomerId::ANONYMOUS,
                 &format!("sess-{i}"),
                 "What is the price of Samsung 65 QLED?",
             );
@@ -529,7 +462,7 @@ mod tests {
         let mut last = None;
         for _ in 0..6 {
             last = Some(s.score_request(
-                ANONYMOUS,
+                CustomerId::ANONYMOUS,
                 "sess-same",
                 "What is the price of Samsung 65 QLED?",
             ));
@@ -584,7 +517,7 @@ mod tests {
         let a = s.score("cust-1", question);
         assert_eq!(a.decision, expected, "{a:?}");
         if expected != Decision::Allow {
-            assert_eq!(a.reasons[0].rule, names::PROMPT_INJECTION, "{a:?}");
+            assert_eq!(a.reasons[0].rule, Rule::PromptInjection, "{a:?}");
         }
     }
 
@@ -624,7 +557,7 @@ mod tests {
     fn payload_anomalies_stay_quiet_for_normal_text(#[case] question: &str) {
         assert_eq!(
             payload_anomaly(question),
-            RuleOutcome::quiet(names::PAYLOAD_ANOMALY)
+            RuleOutcome::quiet(Rule::PayloadAnomaly)
         );
     }
 
@@ -660,7 +593,7 @@ mod tests {
         let a = s.score("bad-1", "Does OnePlus 11 support 5G?");
         assert_eq!(a.decision, Decision::Block);
         assert!((a.risk_score - 1.0).abs() < f64::EPSILON);
-        assert_eq!(a.reasons[0].rule, names::BLOCKLIST);
+        assert_eq!(a.reasons[0].rule, Rule::Blocklist);
     }
 
     #[test]
@@ -672,7 +605,7 @@ mod tests {
         }
         let sixth = s.score("c", q);
         assert_eq!(sixth.decision, Decision::Review, "{sixth:?}");
-        assert_eq!(sixth.reasons[0].rule, names::VELOCITY);
+        assert_eq!(sixth.reasons[0].rule, Rule::Velocity);
         for _ in 0..4 {
             s.score("c", q);
         }

@@ -24,6 +24,24 @@ pub enum FaultMode {
     Slow,
 }
 
+impl FaultMode {
+    /// The name `MOCK_LLM_FAULT` and `POST /admin/faults` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::RateLimited => "429",
+            Self::ServerError => "500",
+            Self::Slow => "slow",
+        }
+    }
+}
+
+impl std::fmt::Display for FaultMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl FromStr for FaultMode {
     type Err = String;
 

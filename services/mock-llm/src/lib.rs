@@ -14,8 +14,9 @@
 //! - `GET /healthz`, `GET /readyz`.
 //!
 //! # Layout
-//! - [`Config`]: `MOCK_LLM_*` settings; [`AppState`] and [`app`]: the router.
-//! - `chat`, `embeddings`, `admin`: the handlers; [`error`]: OpenAI-format errors.
+//! - [`Config`] (`config.rs`): `MOCK_LLM_*` settings; [`AppState`] and [`app`]: the router.
+//! - `chat`, `embeddings`, `admin`, `routes` (models, 404, 405): the handlers; [`error`]:
+//!   OpenAI-format errors.
 //! - [`answer`]: the grounded answer rules; [`embedder`]: the hashing embedder.
 //! - [`tokens`]: tiktoken counting; [`faults`]: fault injection.
 
@@ -27,19 +28,19 @@ pub mod tokens;
 
 mod admin;
 mod chat;
+mod config;
 mod embeddings;
+mod routes;
 mod text;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, Uri};
 use axum::routing::{get, post};
-use service_kit::env::{ConfigError, parse_or};
-
+pub use config::Config;
 pub use error::OpenAiError;
 pub use faults::FaultMode;
 pub use tokens::Tokenizers;
@@ -53,56 +54,6 @@ pub const MODELS: &[(&str, u64)] = &[
     ("gpt-4o-mini", 1_721_172_741),
     ("text-embedding-3-small", 1_705_948_997),
 ];
-
-/// Settings, from `MOCK_LLM_*` variables.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// `MOCK_LLM_PORT` (8090).
-    pub port: u16,
-    /// `MOCK_LLM_TTFT_MS` (250): time to the first token.
-    pub ttft: Duration,
-    /// `MOCK_LLM_TOKEN_DELAY_MS` (12): time between tokens after the first.
-    pub token_delay: Duration,
-    /// `MOCK_LLM_EMBED_DELAY_MS` (15): time per embeddings request.
-    pub embed_delay: Duration,
-    /// `MOCK_LLM_SLOW_MS` (15000): extra delay of a `slow` fault.
-    pub slow: Duration,
-    /// `MOCK_LLM_FAULT` (`none`): `none`, `429`, `500` or `slow`, for every model request.
-    pub fault: FaultMode,
-}
-
-impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(&service_kit::env::process())
-    }
-
-    /// Reads settings through `lookup`; an unparsable value is an error, not a silent default.
-    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let ms =
-            |key: &str, default: u64| parse_or(lookup, key, default).map(Duration::from_millis);
-        Ok(Self {
-            port: parse_or(lookup, "MOCK_LLM_PORT", 8090)?,
-            ttft: ms("MOCK_LLM_TTFT_MS", 250)?,
-            token_delay: ms("MOCK_LLM_TOKEN_DELAY_MS", 12)?,
-            embed_delay: ms("MOCK_LLM_EMBED_DELAY_MS", 15)?,
-            slow: ms("MOCK_LLM_SLOW_MS", 15_000)?,
-            fault: parse_or(lookup, "MOCK_LLM_FAULT", FaultMode::None)?,
-        })
-    }
-
-    /// Defaults without any delay, for tests.
-    pub fn for_tests() -> Self {
-        Self {
-            port: 0,
-            ttft: Duration::ZERO,
-            token_delay: Duration::ZERO,
-            embed_delay: Duration::ZERO,
-            slow: Duration::ZERO,
-            fault: FaultMode::None,
-        }
-    }
-}
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -121,8 +72,8 @@ struct Inner {
 }
 
 impl AppState {
-    /// Loads the tokenizers (the slow part of start-up) and builds the state.
-    pub fn new(config: Config) -> Result<Self, tokens::TokenizerError> {
+    /// The state `main` runs with: loads the tokenizers (the slow part of start-up).
+    pub fn from_config(config: Config) -> Result<Self, tokens::TokenizerError> {
         Ok(Self::with_tokenizers(config, Arc::new(Tokenizers::load()?)))
     }
 
@@ -191,55 +142,14 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/embeddings", post(embeddings::create))
-        .route("/v1/models", get(list_models))
-        .route("/v1/models/{id}", get(get_model))
+        .route("/v1/models", get(routes::list_models))
+        .route("/v1/models/{id}", get(routes::get_model))
         .route("/admin/faults", get(admin::show).post(admin::set))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
         .merge(service_kit::health_routes(ready))
-}
-
-fn model_json(id: &str, created: u64) -> serde_json::Value {
-    serde_json::json!({ "id": id, "object": "model", "created": created, "owned_by": "system" })
-}
-
-async fn list_models() -> axum::Json<serde_json::Value> {
-    let data: Vec<_> = MODELS.iter().map(|(id, c)| model_json(id, *c)).collect();
-    axum::Json(serde_json::json!({ "object": "list", "data": data }))
-}
-
-async fn get_model(
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Result<axum::Json<serde_json::Value>, OpenAiError> {
-    MODELS
-        .iter()
-        .find(|(m, _)| *m == id)
-        .map(|(m, c)| axum::Json(model_json(m, *c)))
-        .ok_or_else(|| {
-            OpenAiError::not_found(
-                "model_not_found",
-                format!("The model `{id}` does not exist or you do not have access to it."),
-            )
-        })
-}
-
-async fn not_found(method: Method, uri: Uri) -> OpenAiError {
-    OpenAiError::not_found(
-        "unknown_url",
-        format!("Invalid URL ({method} {})", uri.path()),
-    )
-}
-
-async fn method_not_allowed(method: Method, uri: Uri) -> OpenAiError {
-    OpenAiError {
-        status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        ..OpenAiError::not_found(
-            "method_not_allowed",
-            format!("Method {method} is not allowed for {}", uri.path()),
-        )
-    }
 }
 
 #[cfg(test)]
@@ -334,12 +244,13 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
 
     use super::test_support::*;
     use super::*;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        service_kit::env::from_pairs(pairs)
+        env_config::from_pairs(pairs)
     }
 
     #[test]

@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
         site: "local",
     })?;
     let config = Config::from_env().context("invalid MOCK_LLM_* setting")?;
-    let state = AppState::new(config.clone()).context("loading the tokenizers")?;
+    let state = AppState::from_config(config.clone()).context("loading the tokenizers")?;
     tracing::info!(
         ttft_ms = config.ttft.as_millis(),
         token_delay_ms = config.token_delay.as_millis(),

@@ -10,175 +10,61 @@
 //! so Kubernetes keeps the pod out of rotation and a caller sees a clear `not_ready`.
 //!
 //! # Layout
-//! - [`Config`]: settings from the environment, the LLM client's included.
-//! - [`AppState`], [`app`]: the router; API routes traced, health probes not.
+//! - [`Config`] (`config.rs`): settings from the environment, the LLM client's included.
+//! - [`AppState`], [`app`]: the state and the router; API routes traced, health probes not.
 //! - [`AppState::spawn_indexing`]: the background embedding of the catalog, with retries.
+//! - `routes.rs`: the handler and the traced vector search; [`AppError`] (`error.rs`): its
+//!   failures as JSON answers.
 //! - [`index`]: the normalized vector index and the batched, traced build.
-//! - [`AppError`]: this service's failures and their HTTP answers.
 
+mod config;
+mod error;
 pub mod index;
+mod routes;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use catalog::{Catalog, Product};
-use llm_client::{EmbeddingClient, LlmConfig, LlmError};
-use serde::{Deserialize, Serialize};
-use service_kit::env::{ConfigError, parse_or};
-use service_kit::{ApiError, ApiJson};
-use tracing::field::Empty;
+use llm_client::{EmbeddingClient, LlmError};
 
+pub use config::Config;
+pub use error::AppError;
 use index::VectorIndex;
 
-/// Service settings.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// `PORT` (8081).
-    pub port: u16,
-    /// `RECOMMENDATION_EMBED_BATCH` (16): catalog texts per embeddings request at start-up.
-    pub embed_batch: usize,
-    /// `RECOMMENDATION_EMBED_TIMEOUT_MS` (10000): deadline of one embeddings call, the LLM
-    /// client's own retries included, so a stuck server can never hang a request.
-    pub embed_timeout: Duration,
-    /// `RECOMMENDATION_INDEX_RETRY_INITIAL_MS` (500): first wait after a failed catalog
-    /// embedding; doubles per failure.
-    pub index_retry_initial: Duration,
-    /// `RECOMMENDATION_INDEX_RETRY_MAX_MS` (30000): longest wait between catalog embedding
-    /// attempts.
-    pub index_retry_max: Duration,
-    /// The LLM client's settings (`LLM_BASE_URL`, `LLM_EMBEDDING_MODEL`, ...).
-    pub llm: LlmConfig,
-}
-
-impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(&service_kit::env::process())
-    }
-
-    /// Reads settings through `lookup`; a malformed or out-of-range value is an error.
-    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let invalid = |key: &str, reason: &str| ConfigError {
-            key: key.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let embed_batch = parse_or(lookup, "RECOMMENDATION_EMBED_BATCH", 16usize)?;
-        if !(1..=2048).contains(&embed_batch) {
-            return Err(invalid("RECOMMENDATION_EMBED_BATCH", "must be 1..=2048"));
-        }
-        let millis = |key: &str, default: u64| -> Result<Duration, ConfigError> {
-            match parse_or(lookup, key, default)? {
-                0 => Err(invalid(key, "must be positive")),
-                ms => Ok(Duration::from_millis(ms)),
-            }
-        };
-        let index_retry_initial = millis("RECOMMENDATION_INDEX_RETRY_INITIAL_MS", 500)?;
-        let index_retry_max = millis("RECOMMENDATION_INDEX_RETRY_MAX_MS", 30_000)?;
-        if index_retry_initial > index_retry_max {
-            return Err(invalid(
-                "RECOMMENDATION_INDEX_RETRY_INITIAL_MS",
-                "must not exceed RECOMMENDATION_INDEX_RETRY_MAX_MS",
-            ));
-        }
-        Ok(Self {
-            port: parse_or(lookup, "PORT", 8081)?,
-            embed_batch,
-            embed_timeout: millis("RECOMMENDATION_EMBED_TIMEOUT_MS", 10_000)?,
-            index_retry_initial,
-            index_retry_max,
-            llm: LlmConfig::from_lookup(lookup)?,
-        })
-    }
-}
-
-/// This service's failures; each becomes an [`ApiError`] (JSON body with the trace id).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum AppError {
-    /// The request itself is wrong (4xx).
-    #[error("{}", .0.message)]
-    Invalid(ApiError),
-    /// The catalog is not embedded yet.
-    #[error("the catalog index is still being built")]
-    NotReady,
-    /// The embedding model did not answer in time.
-    #[error("the embedding model did not answer in time")]
-    UpstreamTimeout,
-    /// The embedding model failed.
-    #[error("the embedding model failed ({0})")]
-    Upstream(String),
-}
-
-impl From<LlmError> for AppError {
-    fn from(e: LlmError) -> Self {
-        match e {
-            LlmError::Timeout => Self::UpstreamTimeout,
-            // Only the low-cardinality type leaves the service: an upstream message may carry
-            // details of a third party's API that are none of the caller's business.
-            other => Self::Upstream(other.error_type()),
-        }
-    }
-}
-
-impl From<ApiError> for AppError {
-    fn from(e: ApiError) -> Self {
-        Self::Invalid(e)
-    }
-}
-
-impl From<AppError> for ApiError {
-    fn from(e: AppError) -> Self {
-        let message = e.to_string();
-        let (status, code) = match e {
-            AppError::Invalid(e) => return e,
-            AppError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
-            AppError::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-            AppError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_error"),
-        };
-        ApiError::new(status, code, message)
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let not_ready = self == Self::NotReady;
-        let mut response = ApiError::from(self).into_response();
-        if not_ready {
-            // Catalog embedding retries back off to seconds; tell well-behaved callers so.
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
-        }
-        response
-    }
-}
-
 #[derive(Debug)]
-struct Shared {
-    catalog: Catalog,
-    texts: Vec<String>,
-    embedder: Arc<dyn EmbeddingClient>,
-    index: OnceLock<VectorIndex>,
-    ready: Arc<AtomicBool>,
-    embed_batch: usize,
-    embed_timeout: Duration,
-    index_retry_initial: Duration,
-    index_retry_max: Duration,
-    capture_content: bool,
+pub(crate) struct Shared {
+    pub(crate) catalog: Catalog,
+    pub(crate) texts: Vec<String>,
+    pub(crate) embedder: Arc<dyn EmbeddingClient>,
+    pub(crate) index: OnceLock<VectorIndex>,
+    pub(crate) ready: Arc<AtomicBool>,
+    pub(crate) embed_batch: usize,
+    pub(crate) embed_timeout: Duration,
+    pub(crate) index_retry_initial: Duration,
+    pub(crate) index_retry_max: Duration,
+    pub(crate) capture_content: bool,
 }
 
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl AppState {
+    /// The state `main` runs with: the embedded catalog and an OpenAI-compatible embeddings
+    /// client from the configuration, not ready until the catalog is embedded.
+    pub fn from_config(
+        config: &Config,
+        policy: telemetry::PropagationPolicy,
+    ) -> Result<Self, llm_client::BuildError> {
+        let embedder = llm_client::OpenAiClient::new(config.llm.clone(), policy)?;
+        Ok(Self::new(config, Catalog::embedded(), Arc::new(embedder)))
+    }
+
     /// State over `catalog`, not ready until the catalog is embedded (see
     /// [`AppState::spawn_indexing`] and [`AppState::build_index`]).
     pub fn new(config: &Config, catalog: Catalog, embedder: Arc<dyn EmbeddingClient>) -> Self {
@@ -208,7 +94,7 @@ impl AppState {
         self.shared.ready.load(Ordering::Acquire)
     }
 
-    fn index(&self) -> Option<&VectorIndex> {
+    pub(crate) fn index(&self) -> Option<&VectorIndex> {
         self.shared.index.get()
     }
 
@@ -279,182 +165,7 @@ fn jitter(d: Duration) -> Duration {
 /// `/readyz` answers 503 until the catalog is embedded.
 pub fn app(state: AppState) -> Router {
     let ready = state.shared.ready.clone();
-    let router = Router::new()
-        .route("/v1/recommend", post(recommend))
-        .layer(service_kit::limits())
-        .layer(telemetry::HttpServerLayer::new())
-        .with_state(state)
-        .merge(service_kit::health_routes(ready));
-    service_kit::with_json_fallbacks(router)
-}
-
-/// Body of `POST /v1/recommend`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecommendRequest {
-    /// What the customer is looking for: 1..=2000 characters, not blank.
-    pub query: String,
-    /// How many products to return: 1..=10, default 3.
-    #[serde(default)]
-    pub top_k: Option<usize>,
-}
-
-const MAX_QUERY_CHARS: usize = 2000;
-const DEFAULT_TOP_K: usize = 3;
-const MAX_TOP_K: usize = 10;
-/// Related products listed at most.
-const MAX_RELATED: usize = 3;
-
-impl RecommendRequest {
-    fn validate(&self) -> Result<usize, ApiError> {
-        if self.query.trim().is_empty() {
-            return Err(ApiError::unprocessable("query must not be empty"));
-        }
-        if self.query.chars().count() > MAX_QUERY_CHARS {
-            return Err(ApiError::unprocessable(format!(
-                "query must be at most {MAX_QUERY_CHARS} characters"
-            )));
-        }
-        let top_k = self.top_k.unwrap_or(DEFAULT_TOP_K);
-        if !(1..=MAX_TOP_K).contains(&top_k) {
-            return Err(ApiError::unprocessable(format!(
-                "top_k must be between 1 and {MAX_TOP_K}"
-            )));
-        }
-        Ok(top_k)
-    }
-}
-
-/// A product with its similarity to the query.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScoredProduct {
-    /// The product.
-    pub product: Product,
-    /// Cosine similarity, -1..=1.
-    pub score: f32,
-}
-
-/// Answer of `POST /v1/recommend`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RecommendResponse {
-    /// The `top_k` nearest products, best first.
-    pub products: Vec<ScoredProduct>,
-    /// Up to three more products of the best hit's category, nearest first.
-    pub related: Vec<Product>,
-    /// The model that embedded the query.
-    pub embedding_model: String,
-}
-
-async fn recommend(
-    State(state): State<AppState>,
-    ApiJson(request): ApiJson<RecommendRequest>,
-) -> Result<Json<RecommendResponse>, AppError> {
-    let top_k = request.validate()?;
-    let index = state.index().ok_or(AppError::NotReady)?;
-    let s = &state.shared;
-
-    let (vector, model) = index::with_deadline(
-        s.embed_timeout,
-        s.embedder.embed(std::slice::from_ref(&request.query)),
-    )
-    .await
-    .and_then(|e| {
-        let [vector] = <[Vec<f32>; 1]>::try_from(e.vectors).map_err(|v| {
-            LlmError::InvalidResponse(format!("asked for 1 embedding, got {}", v.len()))
-        })?;
-        index::check_vector(&vector, index.dims())?;
-        Ok((vector, e.model))
-    })
-    .map_err(|e| {
-        tracing::warn!(
-            error.type = %e.error_type(),
-            error.message = %e,
-            "recommendation.query.embedding_failed"
-        );
-        AppError::from(e)
-    })?;
-
-    let (hits, related) = retrieve(
-        index,
-        s.catalog.products(),
-        &vector,
-        top_k,
-        &request.query,
-        s.capture_content,
-    )?;
-    Ok(Json(RecommendResponse {
-        products: hits,
-        related,
-        embedding_model: model,
-    }))
-}
-
-/// The vector search, in an INTERNAL span named per the GenAI retrieval conventions
-/// (`retrieval {data source}`), with the result's shape as attributes.
-fn retrieve(
-    index: &VectorIndex,
-    products: &[Product],
-    query_vector: &[f32],
-    top_k: usize,
-    query: &str,
-    capture_content: bool,
-) -> Result<(Vec<ScoredProduct>, Vec<Product>), LlmError> {
-    let span = tracing::info_span!(
-        "retrieval",
-        otel.name = "retrieval catalog",
-        otel.kind = "internal",
-        gen_ai.operation.name = "retrieval",
-        gen_ai.data_source.id = "catalog",
-        gen_ai.retrieval.query.text = Empty,
-        gen_ai.retrieval.documents = Empty,
-        retrieval.top_k = top_k,
-        retrieval.catalog_size = products.len(),
-        retrieval.result_count = Empty,
-        retrieval.best_score = Empty,
-        retrieval.related_count = Empty,
-    );
-    let _entered = span.enter();
-    if capture_content {
-        span.record("gen_ai.retrieval.query.text", query);
-    }
-    let ranked = index.rank(query_vector)?;
-    let hits: Vec<ScoredProduct> = ranked
-        .iter()
-        .take(top_k)
-        .filter_map(|&(i, score)| {
-            products.get(i).map(|p| ScoredProduct {
-                product: p.clone(),
-                score,
-            })
-        })
-        .collect();
-    let related: Vec<Product> = match hits.first() {
-        Some(best) => ranked
-            .iter()
-            .skip(top_k)
-            .filter_map(|&(i, _)| products.get(i))
-            .filter(|p| p.category == best.product.category)
-            .take(MAX_RELATED)
-            .cloned()
-            .collect(),
-        None => Vec::new(),
-    };
-
-    span.record("retrieval.result_count", hits.len());
-    span.record("retrieval.related_count", related.len());
-    if let Some(best) = hits.first() {
-        span.record("retrieval.best_score", f64::from(best.score));
-    }
-    // Ids and scores only: small, not sensitive, and what the conventions ask for.
-    let documents: Vec<serde_json::Value> = hits
-        .iter()
-        .map(|h| serde_json::json!({"id": h.product.id, "score": h.score}))
-        .collect();
-    span.record(
-        "gen_ai.retrieval.documents",
-        serde_json::Value::Array(documents).to_string(),
-    );
-    Ok((hits, related))
+    service_kit::service_router(routes::api(state), telemetry::HttpServerLayer::new(), ready)
 }
 
 #[cfg(test)]

@@ -1,12 +1,8 @@
 //! Entry point of the recommendation service: telemetry, configuration, background catalog
 //! embedding, serve until SIGTERM.
 
-use std::sync::Arc;
-
-use llm_client::OpenAiClient;
-use recommendation::{AppState, Config, app};
-
 use anyhow::Context as _;
+use recommendation::{AppState, Config, app};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -16,8 +12,8 @@ async fn main() -> anyhow::Result<()> {
         site: "Mumbai",
     })?;
     let config = Config::from_env().context("invalid configuration")?;
-    let embedder = OpenAiClient::new(config.llm.clone(), guard.propagation_policy())?;
-    let state = AppState::new(&config, catalog::Catalog::embedded(), Arc::new(embedder));
+    let state = AppState::from_config(&config, guard.propagation_policy())
+        .context("building the embeddings client")?;
     // Not awaited: the service listens (and answers 503) while the LLM server comes up.
     let _indexing = state.spawn_indexing();
     service_kit::serve_on(config.port, app(state)).await?;

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
 
 use axum::body::Body;
-use axum::http::Request;
+use axum::http::{Request, StatusCode};
 use llm_client::Embeddings;
 use rstest::rstest;
 use serde_json::{Value, json};

@@ -1,0 +1,159 @@
+//! The answer: fraud screening and product retrieval side by side, degradation when either
+//! fails, the grounded prompt, and the LLM call answered as JSON (or handed to [`crate::stream`]).
+
+use axum::response::{IntoResponse, Response};
+use contract::chat::{ChatReply, ChatRequest, Degradation, ReplyProduct, Usage};
+use contract::fraud::{Assessment, Decision, ScoreRequest};
+use contract::recommendation::RecommendResponse;
+use service_kit::ApiJson;
+
+use crate::AppState;
+use crate::downstream::DownstreamError;
+use crate::error::AppError;
+use crate::identity::Identity;
+use crate::prompt;
+
+/// What the downstream services said, and what they could not say.
+#[derive(Debug)]
+pub(crate) struct Findings {
+    /// Fraud's verdict; `None` when fraud was down and the request failed open.
+    pub(crate) fraud: Option<Assessment>,
+    /// Retrieval's products; `None` when recommendation was down.
+    pub(crate) recommendations: Option<RecommendResponse>,
+    /// What was unavailable, in the order it was found.
+    pub(crate) degraded: Vec<Degradation>,
+}
+
+impl Findings {
+    /// The products as the reply shows them.
+    pub(crate) fn reply_products(&self) -> Vec<ReplyProduct> {
+        self.recommendations
+            .iter()
+            .flat_map(|r| &r.products)
+            .map(|p| ReplyProduct {
+                id: p.product.id.clone(),
+                name: p.product.name.clone(),
+                price_inr: p.product.price_inr,
+                warehouse: p.product.warehouse.clone(),
+                score: p.score,
+            })
+            .collect()
+    }
+}
+
+/// Converts the provider's token counts into the reply's.
+pub(crate) fn usage(usage: llm_client::Usage) -> Usage {
+    Usage {
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
+        total_tokens: usage.total_tokens,
+    }
+}
+
+/// Asks fraud and recommendation at once (the slower one sets the pace) and decides what the
+/// request may go on with.
+async fn gather(
+    state: &AppState,
+    request: &ChatRequest,
+    identity: &Identity,
+) -> Result<Findings, AppError> {
+    let span = tracing::Span::current();
+    let score_request = ScoreRequest {
+        customer_id: identity.customer_id.clone(),
+        session_id: identity.session_id.clone(),
+        question: request.question.clone(),
+    };
+    let (fraud, recommendations) = tokio::join!(
+        state.fraud.score(&score_request),
+        state
+            .recommender
+            .recommend(&request.question, state.config.top_k),
+    );
+
+    let mut degraded = Vec::new();
+    let fraud = match fraud {
+        Ok(verdict) => {
+            span.record("fraud.decision", verdict.decision.as_str());
+            span.record("fraud.risk_score", verdict.risk_score);
+            if verdict.decision == Decision::Block {
+                return Err(AppError::Blocked(verdict));
+            }
+            Some(verdict)
+        }
+        Err(error @ DownstreamError::Rejected { .. }) => {
+            // A 4xx from fraud is a contract bug between us, not an outage: failing open on it
+            // would quietly switch screening off.
+            tracing::error!(error = %error, "chat.fraud.rejected");
+            return Err(AppError::FraudRejected);
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "chat.fraud.unavailable");
+            if !state.config.fraud_fail_open {
+                return Err(AppError::FraudUnavailable);
+            }
+            degraded.push(Degradation::FraudUnavailable);
+            None
+        }
+    };
+    let recommendations = match recommendations {
+        Ok(r) => Some(r),
+        Err(error) => {
+            tracing::warn!(error = %error, "chat.recommendation.unavailable");
+            degraded.push(Degradation::RecommendationUnavailable);
+            None
+        }
+    };
+    if !degraded.is_empty() {
+        let names: Vec<&str> = degraded.iter().map(|d| d.as_str()).collect();
+        span.record("chat.degraded", names.join(",").as_str());
+    }
+    let product_count = recommendations.as_ref().map_or(0, |r| r.products.len());
+    span.record("chat.product_count", product_count as i64);
+    Ok(Findings {
+        fraud,
+        recommendations,
+        degraded,
+    })
+}
+
+/// Answers the question, as JSON or as a stream.
+pub(crate) async fn answer(
+    state: AppState,
+    request: ChatRequest,
+    identity: Identity,
+) -> Result<Response, AppError> {
+    let findings = gather(&state, &request, &identity).await?;
+    let products: Vec<catalog::Product> = findings
+        .recommendations
+        .iter()
+        .flat_map(|r| &r.products)
+        .map(|p| p.product.clone())
+        .collect();
+    let grounding = if findings.recommendations.is_some() {
+        prompt::Grounding::Products(&products)
+    } else {
+        prompt::Grounding::LookupUnavailable
+    };
+    let llm_request = prompt::build(&request.question, grounding, state.config.max_answer_tokens);
+    if request.stream {
+        return crate::stream::stream_answer(state, llm_request, findings, identity).await;
+    }
+    let response = state.llm.chat(llm_request).await?;
+    let reply = ChatReply {
+        answer: response.content,
+        products: findings.reply_products(),
+        fraud: findings.fraud,
+        model: response.model,
+        usage: usage(response.usage),
+        degraded: findings.degraded,
+        session_id: identity.session_id,
+        trace_id: telemetry::current_trace_id(),
+    };
+    tracing::info!(
+        model = %reply.model,
+        prompt_tokens = reply.usage.prompt_tokens,
+        completion_tokens = reply.usage.completion_tokens,
+        "chat.answer.sent"
+    );
+    Ok(ApiJson(reply).into_response())
+}

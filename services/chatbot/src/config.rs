@@ -1,0 +1,68 @@
+//! The chatbot's settings, from the environment.
+
+use std::time::Duration;
+
+use env_config::{ConfigError, Lookup, Reader};
+use llm_client::LlmConfig;
+
+/// Chatbot settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen port (`PORT`, 8080).
+    pub port: u16,
+    /// Fraud service base URL (`FRAUD_URL`, `http://localhost:8082`).
+    pub fraud_url: String,
+    /// Recommendation service base URL (`RECOMMENDATION_URL`, `http://localhost:8081`).
+    pub recommendation_url: String,
+    /// Deadline of each downstream call (`CHATBOT_DOWNSTREAM_TIMEOUT_MS`, 3000).
+    pub downstream_timeout: Duration,
+    /// Products put in the prompt (`CHATBOT_TOP_K`, 3).
+    pub top_k: usize,
+    /// Longest answer in tokens (`CHATBOT_MAX_ANSWER_TOKENS`, 256).
+    pub max_answer_tokens: u32,
+    /// Baggage `shopmax.channel` when the caller sent none (`CHATBOT_CHANNEL`, `web`).
+    pub channel: String,
+    /// Answer when the fraud service is down (`CHATBOT_FRAUD_FAIL_OPEN`, true): questions are
+    /// read-only, so refusing every customer during a fraud outage costs more than it saves.
+    pub fraud_fail_open: bool,
+    /// The LLM client's settings (`LLM_*`).
+    pub llm: LlmConfig,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&env_config::process())
+    }
+
+    /// Reads variables through `lookup`; a malformed or out-of-range value is an error, so the
+    /// service never starts on a typo.
+    pub fn from_lookup(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        let mut env = Reader::new(lookup);
+        let port = env.parse_or("PORT", 8080);
+        let fraud_url = env.string_or("FRAUD_URL", "http://localhost:8082");
+        let recommendation_url = env.string_or("RECOMMENDATION_URL", "http://localhost:8081");
+        let downstream_timeout = env.positive_millis_or("CHATBOT_DOWNSTREAM_TIMEOUT_MS", 3000);
+        let top_k = env.range_or("CHATBOT_TOP_K", 3, 1..=contract::recommendation::MAX_TOP_K);
+        // Zero would fail every request: the model could not say anything.
+        let max_answer_tokens = env.range_or("CHATBOT_MAX_ANSWER_TOKENS", 256, 1..=u32::MAX);
+        let channel = env.string_or("CHATBOT_CHANNEL", "web");
+        let fraud_fail_open = env.bool_or("CHATBOT_FRAUD_FAIL_OPEN", true);
+        env.finish()?;
+        let llm = LlmConfig::from_lookup(lookup).map_err(|e| ConfigError {
+            key: e.key,
+            reason: e.reason,
+        })?;
+        Ok(Self {
+            port,
+            fraud_url,
+            recommendation_url,
+            downstream_timeout,
+            top_k,
+            max_answer_tokens,
+            channel,
+            fraud_fail_open,
+            llm,
+        })
+    }
+}

@@ -1,0 +1,59 @@
+//! `POST /v1/chat`: checks the question, settles who is asking, and answers inside a
+//! `chat.answer` span that carries the identity's baggage.
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::post;
+use contract::chat::{self, ChatRequest, MAX_QUESTION_CHARS};
+use service_kit::ApiJson;
+use tracing::Instrument as _;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::AppState;
+use crate::error::AppError;
+use crate::identity::with_identity;
+
+/// The API routes, before the shared layers (see [`crate::app`]).
+pub(crate) fn api(state: AppState) -> Router {
+    Router::new()
+        .route(chat::PATH, post(chat))
+        .with_state(state)
+}
+
+/// Identifiers are checked while the body is parsed; what is left is the question.
+fn validate(request: &ChatRequest) -> Result<(), AppError> {
+    if request.question.trim().is_empty() {
+        return Err(AppError::InvalidRequest(
+            "question must not be empty".into(),
+        ));
+    }
+    if request.question.chars().count() > MAX_QUESTION_CHARS {
+        return Err(AppError::InvalidRequest(format!(
+            "question must be at most {MAX_QUESTION_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+async fn chat(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<ChatRequest>,
+) -> Result<Response, AppError> {
+    validate(&request)?;
+    let server_cx = tracing::Span::current().context();
+    let (cx, identity) = with_identity(&server_cx, &request, &state.config.channel);
+    let span = tracing::info_span!(
+        "chat.answer",
+        chat.stream = request.stream,
+        chat.degraded = Empty,
+        chat.product_count = Empty,
+        fraud.decision = Empty,
+        fraud.risk_score = Empty,
+    );
+    let _ = span.set_parent(cx);
+    crate::answer::answer(state, request, identity)
+        .instrument(span)
+        .await
+}

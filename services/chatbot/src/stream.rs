@@ -1,0 +1,77 @@
+//! A streamed answer as server-sent events: `meta` (products, fraud verdict, ids), `delta`
+//! events with text, then `done` with the model and usage, or `error` if the model fails
+//! mid-answer. Each event's data is a [`contract::chat`] type.
+
+use std::convert::Infallible;
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use contract::chat::{StreamDelta, StreamDone, StreamMeta};
+use futures_util::StreamExt as _;
+use llm_client::StreamEvent;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::answer::{Findings, usage};
+use crate::error::AppError;
+use crate::identity::Identity;
+
+fn event(name: &'static str, data: &impl Serialize) -> Event {
+    // Serialised from the contract structs, not through `json!`: that would widen the f32
+    // scores to f64 and print them differently from the JSON reply.
+    Event::default()
+        .event(name)
+        .data(serde_json::to_string(data).unwrap_or_default())
+}
+
+/// Starts the model's stream and relays it; a model that fails before its first token is an
+/// ordinary error answer.
+pub(crate) async fn stream_answer(
+    state: AppState,
+    llm_request: llm_client::ChatRequest,
+    findings: Findings,
+    identity: Identity,
+) -> Result<Response, AppError> {
+    let stream = state.llm.chat_stream(llm_request).await?;
+    let meta = StreamMeta {
+        products: findings.reply_products(),
+        fraud: findings.fraud,
+        degraded: findings.degraded,
+        session_id: identity.session_id,
+        trace_id: telemetry::current_trace_id(),
+    };
+    let first = futures_util::stream::once(std::future::ready(Ok::<Event, Infallible>(event(
+        "meta", &meta,
+    ))));
+    let trace_id = meta.trace_id.clone();
+    let span = tracing::Span::current();
+    let events = stream.map(move |item| {
+        let event = match item {
+            Ok(StreamEvent::Delta(text)) => event("delta", &StreamDelta { text }),
+            Ok(StreamEvent::Done(response)) => {
+                span.in_scope(|| {
+                    tracing::info!(
+                        model = %response.model,
+                        prompt_tokens = response.usage.prompt_tokens,
+                        completion_tokens = response.usage.completion_tokens,
+                        "chat.answer.sent"
+                    );
+                });
+                let done = StreamDone {
+                    model: response.model,
+                    usage: usage(response.usage),
+                    finish_reason: response.finish_reason,
+                };
+                event("done", &done)
+            }
+            Err(error) => {
+                let error = span.in_scope(|| AppError::from(error));
+                event("error", &error.detail(trace_id.clone()))
+            }
+        };
+        Ok::<Event, Infallible>(event)
+    });
+    Ok(Sse::new(first.chain(events))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
