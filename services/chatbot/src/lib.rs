@@ -84,7 +84,10 @@ impl Config {
             })?,
             channel: get(lookup, "CHATBOT_CHANNEL").unwrap_or_else(|| "web".into()),
             fraud_fail_open: service_kit::env::bool_or(lookup, "CHATBOT_FRAUD_FAIL_OPEN", true)?,
-            llm: LlmConfig::from_lookup(lookup)?,
+            llm: LlmConfig::from_lookup(lookup).map_err(|e| ConfigError {
+                key: e.key,
+                reason: e.reason,
+            })?,
         })
     }
 }

@@ -92,7 +92,10 @@ impl Config {
             embed_timeout: millis("RECOMMENDATION_EMBED_TIMEOUT_MS", 10_000)?,
             index_retry_initial,
             index_retry_max,
-            llm: LlmConfig::from_lookup(lookup)?,
+            llm: LlmConfig::from_lookup(lookup).map_err(|e| ConfigError {
+                key: e.key,
+                reason: e.reason,
+            })?,
         })
     }
 }
