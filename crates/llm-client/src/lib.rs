@@ -11,13 +11,17 @@
 //! - [`LlmClient`], [`EmbeddingClient`]: the traits; [`OpenAiClient`] implements both.
 //! - [`semconv`]: every GenAI attribute and metric name, in one place (the conventions move).
 //! - [`LlmError`]: what can go wrong, with a low-cardinality `error.type`.
+//! - Inside: `openai` (requests, attempts and retries), `stream` (the caller's SSE event stream,
+//!   decoded by `sse`), `parse` and `wire` (bodies on the wire), `instrument` (spans, metrics).
 
 pub mod semconv;
 
 mod instrument;
 mod openai;
+mod parse;
 mod retry;
 mod sse;
+mod stream;
 mod wire;
 
 use std::fmt;
@@ -237,6 +241,15 @@ impl LlmError {
             Self::RateLimited => "429".into(),
             Self::Status { status } => status.to_string(),
             Self::InvalidResponse(_) => "invalid_response".into(),
+        }
+    }
+
+    /// A transport failure, sending or reading: a timeout, or else unreachable.
+    pub(crate) fn from_transport(error: &reqwest::Error) -> Self {
+        if error.is_timeout() {
+            Self::Timeout
+        } else {
+            Self::Unreachable
         }
     }
 }
