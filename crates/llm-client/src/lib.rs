@@ -11,6 +11,7 @@
 //! - [`LlmClient`], [`EmbeddingClient`]: the traits; [`OpenAiClient`] implements both.
 //! - [`semconv`]: every GenAI attribute and metric name, in one place (the conventions move).
 //! - [`LlmError`]: what can go wrong, with a low-cardinality `error.type`.
+//! - [`Backoff`]: exponential backoff with jitter, for the client's retries and services' own.
 //! - Inside: `openai` (requests, attempts and retries), `stream` (the caller's SSE event stream,
 //!   decoded by `sse`), `parse` and `wire` (bodies on the wire), `instrument` (spans, metrics).
 
@@ -31,6 +32,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use openai::{BuildError, OpenAiClient};
+pub use retry::Backoff;
 
 /// An API key. It has no `Display`, and its `Debug` never shows the key.
 #[derive(Clone, PartialEq, Eq)]

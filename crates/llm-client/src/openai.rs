@@ -22,7 +22,7 @@ use crate::parse::{
     MAX_CHAT_BODY, MAX_EMBEDDINGS_BODY, ReadError, parse_completion, parse_embeddings, read_capped,
     too_large,
 };
-use crate::retry::{backoff, parse_retry_after, retryable_status};
+use crate::retry::{Backoff, parse_retry_after, retryable_status};
 use crate::stream::{ByteStream, EventStream, StartedStream};
 use crate::wire;
 use crate::{
@@ -59,6 +59,7 @@ pub struct OpenAiClient {
     authorization: Option<HeaderValue>,
     chat_url: reqwest::Url,
     embeddings_url: reqwest::Url,
+    backoff: Backoff,
     target: Arc<Target>,
 }
 
@@ -144,6 +145,10 @@ impl OpenAiClient {
             authorization,
             chat_url,
             embeddings_url,
+            backoff: Backoff {
+                initial: config.initial_backoff,
+                max: config.max_backoff,
+            },
             target,
             config,
         })
@@ -209,11 +214,8 @@ impl OpenAiClient {
                     }
                     resend += 1;
                     let (wait, honoured) = match retry_after {
-                        Some(after) => (after.min(self.config.max_backoff), true),
-                        None => (
-                            backoff(self.config.initial_backoff, self.config.max_backoff, resend),
-                            false,
-                        ),
+                        Some(after) => (self.backoff.cap(after), true),
+                        None => (self.backoff.delay(resend), false),
                     };
                     op.record_retry(resend, &error.error_type(), wait, honoured);
                     tokio::time::sleep(wait).await;
