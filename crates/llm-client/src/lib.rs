@@ -6,17 +6,23 @@
 //! Services depend on the [`LlmClient`] and [`EmbeddingClient`] traits, so tests swap in fakes.
 //!
 //! # Layout
-//! - [`LlmConfig`]: settings from the environment; the key is an [`ApiKey`], never printed.
+//! - [`LlmConfig`]: settings from the environment (through `env_config`); the key is an
+//!   [`ApiKey`], never printed.
 //! - [`LlmClient`], [`EmbeddingClient`]: the traits; [`OpenAiClient`] implements both.
 //! - [`semconv`]: every GenAI attribute and metric name, in one place (the conventions move).
 //! - [`LlmError`]: what can go wrong, with a low-cardinality `error.type`.
+//! - [`Backoff`]: exponential backoff with jitter, for the client's retries and services' own.
+//! - Inside: `openai` (requests, attempts and retries), `stream` (the caller's SSE event stream,
+//!   decoded by `sse`), `parse` and `wire` (bodies on the wire), `instrument` (spans, metrics).
 
 pub mod semconv;
 
 mod instrument;
 mod openai;
+mod parse;
 mod retry;
 mod sse;
+mod stream;
 mod wire;
 
 use std::fmt;
@@ -26,6 +32,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use openai::{BuildError, OpenAiClient};
+pub use retry::Backoff;
 
 /// An API key. It has no `Display`, and its `Debug` never shows the key.
 #[derive(Clone, PartialEq, Eq)]
@@ -78,54 +85,47 @@ pub struct LlmConfig {
 impl LlmConfig {
     /// Reads `LLM_BASE_URL` (default `http://localhost:8090/v1`, the mock), `LLM_API_KEY`
     /// (or `OPENAI_API_KEY`), `LLM_MODEL` (`gpt-4o-mini`), `LLM_EMBEDDING_MODEL`
-    /// (`text-embedding-3-small`), `LLM_PROVIDER` (`openai`), `LLM_TIMEOUT_MS` (30000),
-    /// `LLM_MAX_RETRIES` (2), `LLM_INITIAL_BACKOFF_MS` (200), `LLM_MAX_BACKOFF_MS` (5000) and
-    /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` (false).
-    pub fn from_lookup(
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, service_kit::env::ConfigError> {
-        use service_kit::env::{get, parse_or};
-        let base_url = get(lookup, "LLM_BASE_URL")
-            .unwrap_or_else(|| "http://localhost:8090/v1".to_owned())
+    /// (`text-embedding-3-small`), `LLM_PROVIDER` (`openai`), `LLM_TIMEOUT_MS` (30000, above
+    /// zero), `LLM_MAX_RETRIES` (2), `LLM_INITIAL_BACKOFF_MS` (200), `LLM_MAX_BACKOFF_MS` (5000)
+    /// and `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` (false).
+    ///
+    /// Problems are recorded on `env`, so a service reads these settings with its own reader and
+    /// judges them all at once when it finishes.
+    pub fn read(env: &mut env_config::Reader<'_>) -> Self {
+        let base_url = env
+            .string_or("LLM_BASE_URL", "http://localhost:8090/v1")
             .trim_end_matches('/')
             .to_owned();
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(service_kit::env::ConfigError {
-                key: "LLM_BASE_URL".into(),
-                reason: "must be an http(s) URL".into(),
-            });
-        }
-        Ok(Self {
+        env.check(
+            "LLM_BASE_URL",
+            base_url.starts_with("http://") || base_url.starts_with("https://"),
+            "must be an http(s) URL",
+        );
+        Self {
             base_url,
-            api_key: get(lookup, "LLM_API_KEY")
-                .or_else(|| get(lookup, "OPENAI_API_KEY"))
+            api_key: env
+                .get("LLM_API_KEY")
+                .or_else(|| env.get("OPENAI_API_KEY"))
                 .map(ApiKey::new),
-            chat_model: get(lookup, "LLM_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
-            embedding_model: get(lookup, "LLM_EMBEDDING_MODEL")
-                .unwrap_or_else(|| "text-embedding-3-small".into()),
-            provider_name: get(lookup, "LLM_PROVIDER").unwrap_or_else(|| "openai".into()),
-            timeout: Duration::from_millis(match parse_or(lookup, "LLM_TIMEOUT_MS", 30_000u64)? {
-                0 => {
-                    return Err(service_kit::env::ConfigError {
-                        key: "LLM_TIMEOUT_MS".into(),
-                        reason: "must be greater than 0".into(),
-                    });
-                }
-                ms => ms,
-            }),
-            max_retries: parse_or(lookup, "LLM_MAX_RETRIES", 2u32)?,
-            initial_backoff: Duration::from_millis(parse_or(
-                lookup,
-                "LLM_INITIAL_BACKOFF_MS",
-                200u64,
-            )?),
-            max_backoff: Duration::from_millis(parse_or(lookup, "LLM_MAX_BACKOFF_MS", 5_000u64)?),
-            capture_content: service_kit::env::bool_or(
-                lookup,
-                "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
-                false,
-            )?,
-        })
+            chat_model: env.string_or("LLM_MODEL", "gpt-4o-mini"),
+            embedding_model: env.string_or("LLM_EMBEDDING_MODEL", "text-embedding-3-small"),
+            provider_name: env.string_or("LLM_PROVIDER", "openai"),
+            timeout: env.positive_millis_or("LLM_TIMEOUT_MS", 30_000),
+            max_retries: env.parse_or("LLM_MAX_RETRIES", 2u32),
+            initial_backoff: env.millis_or("LLM_INITIAL_BACKOFF_MS", 200),
+            max_backoff: env.millis_or("LLM_MAX_BACKOFF_MS", 5_000),
+            capture_content: env
+                .bool_or("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", false),
+        }
+    }
+
+    /// [`LlmConfig::read`] on its own reader: the settings, or the first problem.
+    pub fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, env_config::ConfigError> {
+        let mut env = env_config::Reader::new(lookup);
+        let config = Self::read(&mut env);
+        env.finish_with(config)
     }
 }
 
@@ -245,6 +245,15 @@ impl LlmError {
             Self::InvalidResponse(_) => "invalid_response".into(),
         }
     }
+
+    /// A transport failure, sending or reading: a timeout, or else unreachable.
+    pub(crate) fn from_transport(error: &reqwest::Error) -> Self {
+        if error.is_timeout() {
+            Self::Timeout
+        } else {
+            Self::Unreachable
+        }
+    }
 }
 
 /// Chat completions.
@@ -265,4 +274,48 @@ pub trait EmbeddingClient: Send + Sync + fmt::Debug {
     fn model(&self) -> &str;
     /// Embeds `inputs` in one request.
     async fn embed(&self, inputs: &[String]) -> Result<Embeddings, LlmError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_default_to_the_mock() {
+        let config = LlmConfig::from_lookup(&|_| None).expect("config");
+        assert_eq!(config.base_url, "http://localhost:8090/v1");
+        assert_eq!(config.api_key, None);
+        assert_eq!(config.timeout, Duration::from_secs(30));
+        assert_eq!(config.max_retries, 2);
+        assert_eq!(config.initial_backoff, Duration::from_millis(200));
+        assert_eq!(config.max_backoff, Duration::from_secs(5));
+        assert!(!config.capture_content);
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_name() {
+        for (key, value) in [
+            ("LLM_BASE_URL", "ftp://x"),
+            ("LLM_TIMEOUT_MS", "0"),
+            ("LLM_TIMEOUT_MS", "soon"),
+            ("LLM_MAX_RETRIES", "-1"),
+            ("LLM_INITIAL_BACKOFF_MS", "x"),
+            ("LLM_MAX_BACKOFF_MS", "x"),
+            ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "yes"),
+        ] {
+            let lookup = env_config::from_pairs(&[(key, value)]);
+            let error = LlmConfig::from_lookup(&lookup).expect_err(key);
+            assert_eq!(error.key, key);
+        }
+    }
+
+    #[test]
+    fn a_service_reader_collects_llm_problems_with_its_own() {
+        let lookup = env_config::from_pairs(&[("LLM_TIMEOUT_MS", "0"), ("PORT", "x")]);
+        let mut env = env_config::Reader::new(&lookup);
+        let _port = env.parse_or("PORT", 8080u16);
+        let config = LlmConfig::read(&mut env);
+        assert_eq!(config.timeout, Duration::from_secs(30));
+        assert_eq!(env.into_warnings().len(), 2);
+    }
 }

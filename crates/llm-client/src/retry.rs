@@ -1,7 +1,10 @@
-//! When to retry and how long to wait: exponential backoff with jitter, or the server's
-//! `Retry-After`, both capped.
+//! When to retry and how long to wait: exponential backoff with jitter ([`Backoff`], public so
+//! services retrying their own work wait the same way), or the server's `Retry-After`, both
+//! capped.
 
 use std::time::{Duration, SystemTime};
+
+use rand::Rng as _;
 
 /// Whether a status is worth another attempt: rate limiting and the 5xx that mean "try again"
 /// (not 501 or 505, which will not change on a retry).
@@ -9,34 +12,36 @@ pub(crate) fn retryable_status(status: u16) -> bool {
     matches!(status, 429 | 500 | 502 | 503 | 504)
 }
 
-/// The wait before resend number `resend` (1 for the first retry): `initial * 2^(resend-1)`
-/// capped at `max`, then jittered into `[d/2, d]` so clients that failed together do not
-/// retry together.
-pub(crate) fn backoff(initial: Duration, max: Duration, resend: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(resend.saturating_sub(1))
-        .unwrap_or(u32::MAX);
-    let full = initial.saturating_mul(factor).min(max);
-    let half = full / 2;
-    let spread = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-    let jitter = match spread.checked_add(1) {
-        Some(modulus) => entropy(resend) % modulus,
-        None => entropy(resend),
-    };
-    half.saturating_add(Duration::from_nanos(jitter)).min(full)
+/// Exponential backoff with jitter: the wait before retry `n` (1 for the first) is
+/// `initial * 2^(n-1)` capped at `max`, then jittered into `[d/2, d]` so clients that failed
+/// together do not retry together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The wait before the first retry, before jitter.
+    pub initial: Duration,
+    /// The longest wait, also the cap on a wait the server asks for.
+    pub max: Duration,
 }
 
-/// A cheap, non-cryptographic random number: jitter only has to decorrelate clients, so the
-/// clock's nanoseconds mixed by SplitMix64 will do and spare us a `rand` dependency.
-fn entropy(salt: u32) -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let mut z = (u64::from(nanos) << 32 | u64::from(salt)).wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+impl Backoff {
+    /// The wait before retry number `retry` (1 for the first; 0 counts as 1). Saturates
+    /// instead of overflowing, however large the numbers.
+    pub fn delay(&self, retry: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        let full = self.initial.saturating_mul(factor).min(self.max);
+        let half = full / 2;
+        let spread = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+        let jitter = rand::rng().random_range(0..=spread);
+        half.saturating_add(Duration::from_nanos(jitter)).min(full)
+    }
+
+    /// A wait the server asked for (`Retry-After`), capped at `max` so a server cannot park
+    /// us for hours.
+    pub fn cap(&self, wait: Duration) -> Duration {
+        wait.min(self.max)
+    }
 }
 
 /// `Retry-After` as delay-seconds or an HTTP-date, relative to `now`; `None` when absent or
@@ -58,23 +63,45 @@ mod tests {
     fn backoff_doubles_with_jitter_and_is_capped() {
         let initial = Duration::from_millis(100);
         let max = Duration::from_millis(1000);
+        let backoff = Backoff { initial, max };
         for _ in 0..50 {
-            let first = backoff(initial, max, 1);
+            let first = backoff.delay(1);
             assert!(
                 first >= Duration::from_millis(50) && first <= initial,
                 "{first:?}"
             );
-            let third = backoff(initial, max, 3);
+            let third = backoff.delay(3);
             assert!(
                 third >= Duration::from_millis(200) && third <= Duration::from_millis(400),
                 "{third:?}"
             );
-            let late = backoff(initial, max, 40);
+            let late = backoff.delay(40);
             assert!(late >= max / 2 && late <= max, "{late:?}");
         }
-        assert_eq!(backoff(Duration::ZERO, max, 3), Duration::ZERO);
+        let none = Backoff {
+            initial: Duration::ZERO,
+            max,
+        };
+        assert_eq!(none.delay(3), Duration::ZERO);
         // Extremes saturate instead of overflowing.
-        let _ = backoff(Duration::MAX, Duration::MAX, u32::MAX);
+        let huge = Backoff {
+            initial: Duration::MAX,
+            max: Duration::MAX,
+        };
+        let _ = huge.delay(u32::MAX);
+    }
+
+    #[test]
+    fn server_waits_are_capped_at_the_longest_backoff() {
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+        };
+        assert_eq!(backoff.cap(Duration::from_secs(2)), Duration::from_secs(2));
+        assert_eq!(
+            backoff.cap(Duration::from_secs(3600)),
+            Duration::from_secs(5)
+        );
     }
 
     #[test]

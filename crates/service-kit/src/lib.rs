@@ -9,7 +9,6 @@
 //!   untraced `/healthz` and `/readyz` and JSON 404 / 405.
 //! - [`serve_on`], [`serve`] (`serve.rs`): serving until ctrl-c or SIGTERM, draining in-flight
 //!   requests for a bounded time.
-//! - [`env`]: small helpers for `Config::from_env()` (being replaced by the `env-config` crate).
 //! - [`testing`] (feature `testing`): reading response bodies in handler tests.
 
 mod error;
@@ -23,75 +22,6 @@ pub use error::ApiError;
 pub use json::{ApiJson, MAX_BODY_BYTES, limits};
 pub use router::{health_routes, service_router, with_json_fallbacks};
 pub use serve::{DRAIN_TIMEOUT, ServeError, serve, serve_on, shutdown_signal};
-
-/// Helpers for reading configuration in `Config::from_env()`.
-pub mod env {
-    use std::str::FromStr;
-
-    /// Why a configuration variable was rejected.
-    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-    #[error("{key}: {reason}")]
-    pub struct ConfigError {
-        /// The variable.
-        pub key: String,
-        /// What is wrong with it.
-        pub reason: String,
-    }
-
-    /// The variable's value, if set and not empty.
-    pub fn get(lookup: &dyn Fn(&str) -> Option<String>, key: &str) -> Option<String> {
-        lookup(key)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    /// A boolean: `true` or `false` in any case, `default` when unset, an error otherwise.
-    pub fn bool_or(
-        lookup: &dyn Fn(&str) -> Option<String>,
-        key: &str,
-        default: bool,
-    ) -> Result<bool, ConfigError> {
-        match get(lookup, key) {
-            None => Ok(default),
-            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
-            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-            Some(v) => Err(ConfigError {
-                key: key.to_owned(),
-                reason: format!("{v:?} is not true or false"),
-            }),
-        }
-    }
-
-    /// The variable parsed as `T`, or `default` when unset; an unparsable value is an error
-    /// (a service must not start on a typo in its own settings).
-    pub fn parse_or<T: FromStr>(
-        lookup: &dyn Fn(&str) -> Option<String>,
-        key: &str,
-        default: T,
-    ) -> Result<T, ConfigError> {
-        match get(lookup, key) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| ConfigError {
-                key: key.to_owned(),
-                reason: format!("cannot parse {v:?}"),
-            }),
-        }
-    }
-
-    /// The process environment as a lookup function.
-    pub fn process() -> impl Fn(&str) -> Option<String> {
-        |key| std::env::var(key).ok()
-    }
-
-    /// A fixed set of variables as a lookup function (for tests and embedding).
-    pub fn from_pairs(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-        let map: std::collections::HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |key| map.get(key).cloned()
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -249,15 +179,6 @@ mod tests {
             assert_eq!(got, status);
             assert_eq!(json["error"]["code"], code);
         }
-    }
-
-    #[test]
-    fn booleans_parse_in_any_case_and_reject_typos() {
-        let lookup = env::from_pairs(&[("A", "TRUE"), ("B", "false"), ("C", "yes")]);
-        assert_eq!(env::bool_or(&lookup, "A", false), Ok(true));
-        assert_eq!(env::bool_or(&lookup, "B", true), Ok(false));
-        assert!(env::bool_or(&lookup, "C", false).is_err());
-        assert_eq!(env::bool_or(&lookup, "D", true), Ok(true));
     }
 
     #[tokio::test]

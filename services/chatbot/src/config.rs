@@ -48,12 +48,8 @@ impl Config {
         let max_answer_tokens = env.range_or("CHATBOT_MAX_ANSWER_TOKENS", 256, 1..=u32::MAX);
         let channel = env.string_or("CHATBOT_CHANNEL", "web");
         let fraud_fail_open = env.bool_or("CHATBOT_FRAUD_FAIL_OPEN", true);
-        env.finish()?;
-        let llm = LlmConfig::from_lookup(lookup).map_err(|e| ConfigError {
-            key: e.key,
-            reason: e.reason,
-        })?;
-        Ok(Self {
+        let llm = LlmConfig::read(&mut env);
+        env.finish_with(Self {
             port,
             fraud_url,
             recommendation_url,

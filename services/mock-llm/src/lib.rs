@@ -67,7 +67,6 @@ struct Inner {
     tokenizers: Arc<Tokenizers>,
     faults: faults::Faults,
     ready: Arc<AtomicBool>,
-    id_seed: u64,
     next_id: AtomicU64,
 }
 
@@ -79,9 +78,6 @@ impl AppState {
 
     /// The state with tokenizers loaded elsewhere (tests share one copy).
     pub fn with_tokenizers(config: Config, tokenizers: Arc<Tokenizers>) -> Self {
-        let id_seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
-            u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(0)
-        });
         Self {
             inner: Arc::new(Inner {
                 faults: faults::Faults::new(config.fault),
@@ -89,7 +85,6 @@ impl AppState {
                 tokenizers,
                 // Everything slow happened before this point.
                 ready: Arc::new(AtomicBool::new(true)),
-                id_seed,
                 next_id: AtomicU64::new(0),
             }),
         }
@@ -109,23 +104,16 @@ impl AppState {
         &self.inner.tokenizers
     }
 
-    /// A fresh id like OpenAI's: `prefix-` and 24 hex digits, unique within the process and
-    /// unlikely to repeat across restarts.
+    /// A fresh id like OpenAI's: `prefix-` and 24 hex digits, unique within the process (the
+    /// counter) and unlikely to repeat across restarts (the random part).
     fn new_id(&self, prefix: &str) -> String {
         let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         format!(
             "{prefix}-{:016x}{:08x}",
-            splitmix64(self.inner.id_seed ^ n),
+            rand::random::<u64>(),
             n & 0xffff_ffff
         )
     }
-}
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 /// Seconds since the epoch, for `created`.

@@ -45,12 +45,8 @@ impl Config {
         let port = env.parse_or("PORT", 8081);
         let embed_batch = env.range_or("RECOMMENDATION_EMBED_BATCH", 16, 1..=2048);
         let embed_timeout = env.positive_millis_or("RECOMMENDATION_EMBED_TIMEOUT_MS", 10_000);
-        env.finish()?;
-        let llm = LlmConfig::from_lookup(lookup).map_err(|e| ConfigError {
-            key: e.key,
-            reason: e.reason,
-        })?;
-        Ok(Self {
+        let llm = LlmConfig::read(&mut env);
+        env.finish_with(Self {
             port,
             embed_batch,
             embed_timeout,

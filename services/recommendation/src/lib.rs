@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use axum::Router;
 use catalog::{Catalog, Product};
-use llm_client::{EmbeddingClient, LlmError};
+use llm_client::{Backoff, EmbeddingClient, LlmError};
 
 pub use config::Config;
 pub use error::AppError;
@@ -126,39 +126,29 @@ impl AppState {
         Ok(())
     }
 
-    /// Embeds the catalog in the background, retrying with exponential backoff (with jitter)
-    /// until it succeeds: the LLM server may well start after us.
+    /// Embeds the catalog in the background, retrying with exponential backoff (with jitter, so
+    /// replicas restarted together do not retry in lockstep) until it succeeds: the LLM server
+    /// may well start after us.
     pub fn spawn_indexing(&self) -> tokio::task::JoinHandle<()> {
         let state = self.clone();
         tokio::spawn(async move {
-            let mut delay = state.shared.index_retry_initial;
+            let backoff = Backoff {
+                initial: state.shared.index_retry_initial,
+                max: state.shared.index_retry_max,
+            };
             let mut attempt = 1u32;
             while state.build_index(attempt).await.is_err() {
-                let wait = jitter(delay);
+                let wait = backoff.delay(attempt);
                 tracing::info!(
                     attempt,
                     retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                     "recommendation.index.retry_scheduled"
                 );
                 tokio::time::sleep(wait).await;
-                delay = (delay * 2).min(state.shared.index_retry_max);
                 attempt = attempt.saturating_add(1);
             }
         })
     }
-}
-
-/// `d` scaled by a random factor in 0.8..1.2, so replicas restarted together do not retry in
-/// lockstep against a recovering LLM server.
-fn jitter(d: Duration) -> Duration {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    // RandomState is seeded randomly per instance: enough randomness for jitter without a crate.
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    #[allow(clippy::cast_precision_loss)] // only the top bits matter
-    let unit = (random >> 11) as f64 / (1u64 << 53) as f64;
-    d.mul_f64(0.8 + 0.4 * unit)
 }
 
 /// The service's router: `POST /v1/recommend` (traced, body-limited) and untraced health probes;
