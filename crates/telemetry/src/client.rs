@@ -190,7 +190,7 @@ pub fn error_type(error: &reqwest::Error) -> &'static str {
 }
 
 /// `url.full` without credentials and with sensitive query values replaced by `REDACTED`.
-pub fn redact_url(url: &reqwest::Url) -> String {
+pub(crate) fn redact_url(url: &reqwest::Url) -> String {
     let mut url = url.clone();
     if !url.username().is_empty() {
         let _ = url.set_username("REDACTED");

@@ -57,7 +57,7 @@ pub enum ExporterKind {
 
 /// A telemetry signal, used to resolve per-signal variables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// Spans.
     Traces,
     /// Metrics.
@@ -225,7 +225,8 @@ pub struct TelemetryConfig {
 }
 
 /// Baggage keys copied onto spans unless configured otherwise.
-pub const DEFAULT_BAGGAGE_SPAN_ATTRIBUTES: &[&str] = &["session.id", "user.id", "shopmax.channel"];
+pub(crate) const DEFAULT_BAGGAGE_SPAN_ATTRIBUTES: &[&str] =
+    &["session.id", "user.id", "shopmax.channel"];
 
 impl TelemetryConfig {
     /// Reads the process environment.

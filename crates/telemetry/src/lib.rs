@@ -10,24 +10,29 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Everything callers use is re-exported here; the modules themselves are private.
+//!
 //! # Layout
-//! - [`config`]: every `OTEL_*` variable, parsed once; invalid values fall back with a warning.
-//! - [`propagation`]: W3C Trace Context Level 2 and Baggage propagators and header carriers.
-//! - [`server`]: the tower layer that makes SERVER spans; [`client`]: the traced reqwest wrapper.
-//! - [`batch`]: the bounded, counting batch span processor; [`metrics`]: instruments.
-//! - [`baggage_attributes`]: copies allow-listed baggage onto spans; [`resource`]: the resource.
-//! - [`logging`]: stderr log lines with trace and span ids.
+//! - `config`: every `OTEL_*` variable, parsed once through `env-config`; invalid values fall back
+//!   with a warning ([`TelemetryConfig`]).
+//! - `propagation`: W3C Trace Context Level 2 and Baggage propagators and header carriers.
+//! - `server`: the tower layer that makes SERVER spans ([`HttpServerLayer`]); `client`: the
+//!   traced reqwest wrapper ([`TracedClient`]).
+//! - `batch`: the bounded, counting batch span processor ([`SpanPipelineStats`]); `metrics`:
+//!   instruments.
+//! - `baggage_attributes`: copies allow-listed baggage onto spans; `resource`: the resource.
+//! - `logging`: stderr log lines with trace and span ids.
 //! - [`w3c_harness`]: the service side of the W3C Trace Context test suite.
 
-pub mod baggage_attributes;
-pub mod batch;
-pub mod client;
-pub mod config;
-pub mod logging;
-pub mod metrics;
-pub mod propagation;
-pub mod resource;
-pub mod server;
+mod baggage_attributes;
+mod batch;
+mod client;
+mod config;
+mod logging;
+mod metrics;
+mod propagation;
+mod resource;
+mod server;
 pub mod w3c_harness;
 
 use std::collections::HashMap;
@@ -46,11 +51,15 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _, Registry};
 
 pub use batch::SpanPipelineStats;
-pub use client::{RequestOptions, TracedClient};
+pub use client::{RequestOptions, TracedClient, error_type as client_error_type};
 pub use config::{
-    ExporterKind, LogFormat, PropagationPolicy, Protocol, ServiceInfo, TelemetryConfig,
+    BatchConfig, ExporterKind, LogFormat, OtlpConfig, PropagationPolicy, PropagatorKind, Protocol,
+    SamplerConfig, ServiceInfo, TelemetryConfig,
 };
-pub use server::{HttpServerLayer, IncomingContext, current_trace_id};
+pub use propagation::{BaggagePropagator, HeaderExtractor, HeaderInjector, TraceContextPropagator};
+pub use server::{
+    HttpServerLayer, HttpServerService, ResponseFuture, TracedBody, current_trace_id,
+};
 
 /// Crates whose own telemetry must not be traced or shipped over OTLP: exporting their events
 /// would make the exporter report on itself, in a loop.
@@ -168,7 +177,7 @@ pub fn init(service: ServiceInfo) -> Result<TelemetryGuard, InitError> {
 }
 
 /// The composite propagator the configuration asks for.
-pub fn propagator(config: &TelemetryConfig) -> TextMapCompositePropagator {
+fn propagator(config: &TelemetryConfig) -> TextMapCompositePropagator {
     let parts: Vec<Box<dyn TextMapPropagator + Send + Sync>> = config
         .propagators
         .iter()

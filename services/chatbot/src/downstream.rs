@@ -143,7 +143,7 @@ async fn post_json<Req: Serialize + Sync, Resp: serde::de::DeserializeOwned>(
         } else {
             DownstreamError::Unavailable {
                 service,
-                detail: telemetry::client::error_type(&e).into(),
+                detail: telemetry::client_error_type(&e).into(),
             }
         }
     })?;
