@@ -51,7 +51,9 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _, Registry};
 
 pub use batch::SpanPipelineStats;
-pub use client::{RequestOptions, TracedClient, error_type as client_error_type};
+pub use client::{
+    RequestOptions, TracedClient, TracedRequestBuilder, error_type as client_error_type,
+};
 pub use config::{
     BatchConfig, ExporterKind, LogFormat, OtlpConfig, PropagationPolicy, PropagatorKind, Protocol,
     SamplerConfig, ServiceInfo, TelemetryConfig,

@@ -165,8 +165,7 @@ pub fn assert_signals_arrive(env: &TestEnv, transport: otlp_sink::Transport) {
                         async move {
                             tracing::info!(item = %id, "items.lookup.started");
                             let url = format!("http://localhost:{}/stock", downstream.port());
-                            let request = client.inner().get(url).build().expect("request");
-                            let _ = client.execute(request).await;
+                            let _ = client.get(url).send().await;
                             let cx = tracing::Span::current().context();
                             cx.span().span_context().trace_id().to_string()
                         }
