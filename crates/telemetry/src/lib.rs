@@ -22,7 +22,6 @@
 //!   instruments.
 //! - `baggage_attributes`: copies allow-listed baggage onto spans; `resource`: the resource.
 //! - `logging`: stderr log lines with trace and span ids.
-//! - [`w3c_harness`]: the service side of the W3C Trace Context test suite.
 
 mod baggage_attributes;
 mod batch;
@@ -33,7 +32,6 @@ mod metrics;
 mod propagation;
 mod resource;
 mod server;
-pub mod w3c_harness;
 
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
