@@ -85,7 +85,7 @@ impl Signal {
 }
 
 /// Resolved OTLP settings for one signal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct OtlpConfig {
     /// Full URL: for gRPC the collector address, for HTTP including `/v1/<signal>`.
     pub endpoint: String,
@@ -97,6 +97,24 @@ pub struct OtlpConfig {
     pub timeout: Duration,
     /// Gzip request bodies (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`).
     pub gzip: bool,
+}
+
+impl std::fmt::Debug for OtlpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values are often API keys: show which headers are sent, never what they hold.
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, _)| (name.as_str(), "***"))
+            .collect();
+        f.debug_struct("OtlpConfig")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("headers", &headers)
+            .field("timeout", &self.timeout)
+            .field("gzip", &self.gzip)
+            .finish()
+    }
 }
 
 /// `OTEL_TRACES_SAMPLER` (+ `_ARG`).
@@ -624,6 +642,21 @@ mod tests {
                 .any(|w| w.contains("OTEL_EXPORTER_OTLP_HEADERS"))
         );
         assert!(!c.warnings.iter().any(|w| w.contains("secret-token")));
+    }
+
+    #[test]
+    fn debug_output_names_headers_but_never_shows_their_values() {
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=general-s3cret"),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+                "authorization=Bearer%20logs-s3cret",
+            ),
+        ]);
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("api-key") && debug.contains("authorization"));
+        assert!(debug.contains("***"));
     }
 
     #[rstest]
