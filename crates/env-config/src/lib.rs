@@ -12,8 +12,8 @@
 //! OpenTelemetry specification says of its variables.
 //!
 //! # Layout
-//! - [`Reader`]: typed reads (`string_or`, `parse_or`, `bool_or`, `range_or`, `millis_or`,
-//!   `positive_millis_or`, `list`) that record problems instead of returning early.
+//! - [`Reader`]: typed reads (`string_or`, `parse_or`, `bool_or`, `range_or`, `positive_or`,
+//!   `millis_or`, `positive_millis_or`, `list`) that record problems instead of returning early.
 //! - [`ConfigError`]: the strict outcome; [`Reader::into_warnings`]: the lenient one.
 //! - [`process`], [`from_pairs`]: lookup functions over the process environment or a fixed set.
 
@@ -162,6 +162,25 @@ impl<'a> Reader<'a> {
             Some(default.to_string()),
         );
         default
+    }
+
+    /// A whole number above zero (a size or a count, where zero would disable the thing sized);
+    /// `default` when unset, unparsable or zero (recorded).
+    pub fn positive_or(&mut self, key: &str, default: usize) -> usize {
+        match self.get(key) {
+            None => default,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    self.reject(
+                        key,
+                        format!("{v:?} is not a whole number above 0"),
+                        Some(default.to_string()),
+                    );
+                    default
+                }
+            },
+        }
     }
 
     /// Whole milliseconds, zero allowed; `default_ms` when unset or not a whole number.
@@ -315,6 +334,31 @@ mod tests {
                 "N: \"-1\" is not a whole number of milliseconds; using 9".to_owned(),
             ]
         );
+    }
+
+    #[rstest]
+    #[case("0")]
+    #[case("-3")]
+    #[case("many")]
+    fn positive_counts_refuse_zero_negatives_and_words(#[case] value: &str) {
+        let lookup = from_pairs(&[("N", value)]);
+        let mut r = Reader::new(&lookup);
+        assert_eq!(r.positive_or("N", 4), 4);
+        assert_eq!(
+            r.into_warnings(),
+            vec![format!(
+                "N: {value:?} is not a whole number above 0; using 4"
+            )]
+        );
+    }
+
+    #[test]
+    fn positive_counts_accept_one_and_keep_the_default_when_unset() {
+        let lookup = from_pairs(&[("ONE", "1")]);
+        let mut r = Reader::new(&lookup);
+        assert_eq!(r.positive_or("ONE", 4), 1);
+        assert_eq!(r.positive_or("UNSET", 4), 4);
+        assert_eq!(r.finish(), Ok(()));
     }
 
     #[test]

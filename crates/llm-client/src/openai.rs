@@ -165,7 +165,6 @@ impl OpenAiClient {
     ) -> Result<reqwest::Response, reqwest::Error> {
         let mut builder = self
             .http
-            .inner()
             .post(url.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(
@@ -183,15 +182,11 @@ impl OpenAiClient {
         if !stream {
             builder = builder.timeout(self.config.timeout);
         }
-        let request = builder.build()?;
-        self.http
-            .execute_with(
-                request,
-                RequestOptions {
-                    url_template: Some(template),
-                    resend_count: resend,
-                },
-            )
+        builder
+            .send_with(RequestOptions {
+                url_template: Some(template),
+                resend_count: resend,
+            })
             .await
     }
 

@@ -12,10 +12,10 @@ use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Request};
 use opentelemetry::propagation::TextMapPropagator;
-use telemetry::propagation::{
-    BaggagePropagator, HeaderExtractor, HeaderInjector, TraceContextPropagator,
+use telemetry::{
+    BaggagePropagator, HeaderExtractor, HeaderInjector, ServiceInfo, TelemetryConfig,
+    TraceContextPropagator,
 };
-use telemetry::{ServiceInfo, TelemetryConfig};
 use tower::ServiceExt as _;
 
 fn headers() -> HeaderMap {

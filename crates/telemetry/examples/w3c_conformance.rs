@@ -1,6 +1,11 @@
 //! Runs the W3C Trace Context test harness service on 127.0.0.1 (port `PORT`, default 7777).
 //! See README.md, "W3C conformance", for running the official test suite against it.
 
+// The harness lives beside this example, not in the library: it is test tooling, and
+// tests/propagation.rs drives the same code.
+#[path = "w3c_harness/mod.rs"]
+mod w3c_harness;
+
 use anyhow::Context as _;
 use telemetry::{ServiceInfo, TelemetryConfig, TracedClient};
 
@@ -24,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let client = TracedClient::new(reqwest::Client::new(), policy);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tracing::info!(address = %listener.local_addr()?, "w3c_harness.listening");
-    axum::serve(listener, telemetry::w3c_harness::router(client))
+    axum::serve(listener, w3c_harness::router(client))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

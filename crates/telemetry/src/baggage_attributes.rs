@@ -17,13 +17,13 @@ const MAX_VALUE_LEN: usize = 256;
 
 /// The span processor; add it before the exporting processor.
 #[derive(Debug, Clone)]
-pub struct BaggageSpanProcessor {
+pub(crate) struct BaggageSpanProcessor {
     keys: Vec<String>,
 }
 
 impl BaggageSpanProcessor {
     /// Copies the baggage entries named in `keys`.
-    pub fn new(keys: Vec<String>) -> Self {
+    pub(crate) fn new(keys: Vec<String>) -> Self {
         Self { keys }
     }
 }

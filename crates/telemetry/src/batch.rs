@@ -62,7 +62,7 @@ enum Control {
 }
 
 /// Bounded, counting replacement for the SDK's batch span processor.
-pub struct BoundedBatchSpanProcessor {
+pub(crate) struct BoundedBatchSpanProcessor {
     spans: Sender<SpanData>,
     control: Sender<Control>,
     stats: Arc<SpanPipelineStats>,
@@ -81,7 +81,7 @@ impl fmt::Debug for BoundedBatchSpanProcessor {
 
 impl BoundedBatchSpanProcessor {
     /// Starts the export thread for `exporter`.
-    pub fn new<E>(exporter: E, config: BatchConfig, stats: Arc<SpanPipelineStats>) -> Self
+    pub(crate) fn new<E>(exporter: E, config: BatchConfig, stats: Arc<SpanPipelineStats>) -> Self
     where
         E: SpanExporter + 'static,
     {
@@ -124,11 +124,6 @@ impl BoundedBatchSpanProcessor {
             stop_reporter: stop_tx,
             shut_down: AtomicBool::new(false),
         }
-    }
-
-    /// The shared counters.
-    pub fn stats(&self) -> Arc<SpanPipelineStats> {
-        self.stats.clone()
     }
 
     fn call(

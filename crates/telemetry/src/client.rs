@@ -2,10 +2,16 @@
 //! records `http.client.request.duration`, and injects the span's context under the outbound
 //! policy: internal services get traceparent, tracestate and baggage; any other host (an external
 //! LLM API) never gets baggage or tracestate, and gets traceparent only when configured to.
+//!
+//! Requests are built with [`TracedClient::post`] (or `get`, `request`) and sent with
+//! [`TracedRequestBuilder::send`]: the wrapped reqwest client is never handed out, so no request
+//! can leave without its span and its headers.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use http::{HeaderName, HeaderValue, Method};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Histogram;
@@ -56,21 +62,27 @@ impl TracedClient {
         }
     }
 
-    /// The wrapped client, to build requests with.
-    pub fn inner(&self) -> &reqwest::Client {
-        &self.inner
+    /// A `GET` of `url`, sent through the CLIENT span.
+    pub fn get(&self, url: impl reqwest::IntoUrl) -> TracedRequestBuilder {
+        self.request(Method::GET, url)
     }
 
-    /// Sends `request` in a CLIENT span.
-    pub async fn execute(
-        &self,
-        request: reqwest::Request,
-    ) -> Result<reqwest::Response, reqwest::Error> {
-        self.execute_with(request, RequestOptions::default()).await
+    /// A `POST` to `url`, sent through the CLIENT span.
+    pub fn post(&self, url: impl reqwest::IntoUrl) -> TracedRequestBuilder {
+        self.request(Method::POST, url)
+    }
+
+    /// A request of any method, sent through the CLIENT span. An invalid `url` surfaces as the
+    /// error of [`TracedRequestBuilder::send`] (`is_builder()`), as with reqwest itself.
+    pub fn request(&self, method: Method, url: impl reqwest::IntoUrl) -> TracedRequestBuilder {
+        TracedRequestBuilder {
+            builder: self.inner.request(method, url),
+            client: self.clone(),
+        }
     }
 
     /// Sends `request` in a CLIENT span, with the given details.
-    pub async fn execute_with(
+    async fn execute_with(
         &self,
         mut request: reqwest::Request,
         options: RequestOptions<'_>,
@@ -174,6 +186,72 @@ impl TracedClient {
     }
 }
 
+/// A request being built by a [`TracedClient`]; the only way out is [`Self::send`], which makes the
+/// CLIENT span and injects the context under the outbound policy.
+pub struct TracedRequestBuilder {
+    builder: reqwest::RequestBuilder,
+    client: TracedClient,
+}
+
+impl fmt::Debug for TracedRequestBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The request may carry credentials (an Authorization header): show none of it.
+        f.debug_struct("TracedRequestBuilder")
+            .finish_non_exhaustive()
+    }
+}
+
+impl TracedRequestBuilder {
+    /// Adds a header; an invalid name or value surfaces as the error of [`Self::send`].
+    pub fn header<K, V>(self, key: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        HeaderValue: TryFrom<V>,
+        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        self.map(|b| b.header(key, value))
+    }
+
+    /// Sets `body` as JSON, with `content-type: application/json`.
+    pub fn json<T: serde::Serialize + ?Sized>(self, body: &T) -> Self {
+        self.map(|b| b.json(body))
+    }
+
+    /// Sets the request body.
+    pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
+        self.map(|b| b.body(body))
+    }
+
+    /// Limits the whole request, from sending to the end of the response body.
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.map(|b| b.timeout(timeout))
+    }
+
+    /// Sends the request in a CLIENT span.
+    pub async fn send(self) -> Result<reqwest::Response, reqwest::Error> {
+        self.send_with(RequestOptions::default()).await
+    }
+
+    /// Sends the request in a CLIENT span, with the given details. A request that could not be
+    /// built (invalid URL, header or JSON body) fails here with an error whose `is_builder()` is
+    /// true, before any span is made.
+    pub async fn send_with(
+        self,
+        options: RequestOptions<'_>,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let request = self.builder.build()?;
+        self.client.execute_with(request, options).await
+    }
+
+    fn map(self, f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> Self {
+        Self {
+            builder: f(self.builder),
+            client: self.client,
+        }
+    }
+}
+
 /// A low-cardinality `error.type` for a transport failure.
 pub fn error_type(error: &reqwest::Error) -> &'static str {
     if error.is_timeout() {
@@ -190,7 +268,7 @@ pub fn error_type(error: &reqwest::Error) -> &'static str {
 }
 
 /// `url.full` without credentials and with sensitive query values replaced by `REDACTED`.
-pub fn redact_url(url: &reqwest::Url) -> String {
+pub(crate) fn redact_url(url: &reqwest::Url) -> String {
     let mut url = url.clone();
     if !url.username().is_empty() {
         let _ = url.set_username("REDACTED");
@@ -234,5 +312,21 @@ mod tests {
     fn url_full_is_redacted(#[case] input: &str, #[case] expected: &str) {
         let url = reqwest::Url::parse(input).expect("url");
         assert_eq!(redact_url(&url), expected);
+    }
+
+    #[tokio::test]
+    async fn a_request_with_an_invalid_url_fails_to_send_with_a_builder_error() {
+        let policy = PropagationPolicy {
+            internal_hosts: Vec::new(),
+            trace_headers_to_external: false,
+        };
+        let client = TracedClient::new(reqwest::Client::new(), policy);
+        let error = client
+            .post("not a url")
+            .json(&[1, 2])
+            .send()
+            .await
+            .expect_err("invalid url");
+        assert!(error.is_builder(), "{error:?}");
     }
 }

@@ -1,11 +1,15 @@
 //! Telemetry configuration from the standard OpenTelemetry environment variables.
 //!
-//! Every variable is read here, once, through a lookup function, so tests can pass a map instead of
-//! mutating the process environment. Invalid values never fail start-up: the specification says an
-//! SDK must log a warning and fall back to the default, so each fallback is kept in
-//! [`TelemetryConfig::warnings`] and logged as soon as logging is up.
+//! Every variable is read here, once, through the shared [`env_config::Reader`] in its lenient
+//! mode, so tests can pass a map instead of mutating the process environment. Invalid values never
+//! fail start-up: the specification says an SDK must log a warning and fall back to the default, so
+//! each fallback is kept in [`TelemetryConfig::warnings`] and logged as soon as logging is up. What
+//! is specific to OpenTelemetry (exporters, per-signal OTLP resolution, sampler, propagators) is
+//! parsed by the functions at the end of this file.
 
 use std::time::Duration;
+
+use env_config::Reader;
 
 /// Who is emitting telemetry: fixed per binary, unlike everything else here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +57,7 @@ pub enum ExporterKind {
 
 /// A telemetry signal, used to resolve per-signal variables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// Spans.
     Traces,
     /// Metrics.
@@ -81,7 +85,7 @@ impl Signal {
 }
 
 /// Resolved OTLP settings for one signal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct OtlpConfig {
     /// Full URL: for gRPC the collector address, for HTTP including `/v1/<signal>`.
     pub endpoint: String,
@@ -93,6 +97,24 @@ pub struct OtlpConfig {
     pub timeout: Duration,
     /// Gzip request bodies (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`).
     pub gzip: bool,
+}
+
+impl std::fmt::Debug for OtlpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values are often API keys: show which headers are sent, never what they hold.
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, _)| (name.as_str(), "***"))
+            .collect();
+        f.debug_struct("OtlpConfig")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("headers", &headers)
+            .field("timeout", &self.timeout)
+            .field("gzip", &self.gzip)
+            .finish()
+    }
 }
 
 /// `OTEL_TRACES_SAMPLER` (+ `_ARG`).
@@ -221,96 +243,97 @@ pub struct TelemetryConfig {
 }
 
 /// Baggage keys copied onto spans unless configured otherwise.
-pub const DEFAULT_BAGGAGE_SPAN_ATTRIBUTES: &[&str] = &["session.id", "user.id", "shopmax.channel"];
+pub(crate) const DEFAULT_BAGGAGE_SPAN_ATTRIBUTES: &[&str] =
+    &["session.id", "user.id", "shopmax.channel"];
 
 impl TelemetryConfig {
     /// Reads the process environment.
     pub fn from_env(service: &ServiceInfo) -> Self {
-        Self::from_lookup(service, |key| std::env::var(key).ok())
+        Self::from_lookup(service, env_config::process())
     }
 
     /// Reads variables through `lookup` (tests pass a map).
     pub fn from_lookup(service: &ServiceInfo, lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let mut r = Reader {
-            lookup: &lookup,
-            warnings: Vec::new(),
-        };
+        let mut r = Reader::new(&lookup);
 
-        let sdk_disabled = r.bool("OTEL_SDK_DISABLED", false);
-        let service_name = r
-            .non_empty("OTEL_SERVICE_NAME")
-            .unwrap_or_else(|| service.name.to_owned());
-        let resource_attributes = match r.non_empty("OTEL_RESOURCE_ATTRIBUTES") {
+        let sdk_disabled = r.bool_or("OTEL_SDK_DISABLED", false);
+        let service_name = r.string_or("OTEL_SERVICE_NAME", service.name);
+        let resource_attributes = match r.get("OTEL_RESOURCE_ATTRIBUTES") {
             Some(raw) => match parse_key_value_list(&raw) {
                 Ok(list) => list,
                 Err(bad) => {
                     // The spec: on any error, discard the whole variable.
-                    r.warn(format!(
-                        "OTEL_RESOURCE_ATTRIBUTES: invalid entry {bad:?}; ignoring the variable"
-                    ));
+                    r.reject(
+                        "OTEL_RESOURCE_ATTRIBUTES",
+                        format!("invalid entry {bad:?}; ignoring the variable"),
+                        None,
+                    );
                     Vec::new()
                 }
             },
             None => Vec::new(),
         };
 
-        let traces_exporter = r.exporter("OTEL_TRACES_EXPORTER");
-        let metrics_exporter = r.exporter("OTEL_METRICS_EXPORTER");
-        let logs_exporter = r.exporter("OTEL_LOGS_EXPORTER");
-        let traces_otlp = r.otlp(Signal::Traces);
-        let metrics_otlp = r.otlp(Signal::Metrics);
-        let logs_otlp = r.otlp(Signal::Logs);
-        let sampler = r.sampler();
-        let propagators = r.propagators();
+        let traces_exporter = exporter(&mut r, "OTEL_TRACES_EXPORTER");
+        let metrics_exporter = exporter(&mut r, "OTEL_METRICS_EXPORTER");
+        let logs_exporter = exporter(&mut r, "OTEL_LOGS_EXPORTER");
+        let traces_otlp = otlp(&mut r, Signal::Traces);
+        let metrics_otlp = otlp(&mut r, Signal::Metrics);
+        let logs_otlp = otlp(&mut r, Signal::Logs);
+        let sampler = sampler(&mut r);
+        let propagators = propagators(&mut r);
 
-        let batch = BatchConfig {
-            schedule_delay: r.millis("OTEL_BSP_SCHEDULE_DELAY", 5000),
-            export_timeout: r.millis("OTEL_BSP_EXPORT_TIMEOUT", 30000),
-            max_queue_size: r.count("OTEL_BSP_MAX_QUEUE_SIZE", 2048),
-            max_export_batch_size: r.count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512),
+        let mut batch = BatchConfig {
+            schedule_delay: r.millis_or("OTEL_BSP_SCHEDULE_DELAY", 5000),
+            export_timeout: r.millis_or("OTEL_BSP_EXPORT_TIMEOUT", 30000),
+            max_queue_size: r.positive_or("OTEL_BSP_MAX_QUEUE_SIZE", 2048),
+            max_export_batch_size: r.positive_or("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512),
         };
-        let mut batch = batch;
         if batch.max_export_batch_size > batch.max_queue_size {
             // The spec requires batch size <= queue size.
-            r.warn(format!(
-                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE ({}) exceeds OTEL_BSP_MAX_QUEUE_SIZE ({}); using the queue size",
-                batch.max_export_batch_size, batch.max_queue_size
-            ));
+            r.reject(
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                format!(
+                    "{} exceeds OTEL_BSP_MAX_QUEUE_SIZE ({})",
+                    batch.max_export_batch_size, batch.max_queue_size
+                ),
+                Some(batch.max_queue_size.to_string()),
+            );
             batch.max_export_batch_size = batch.max_queue_size;
         }
 
-        let metric_export_interval = r.millis("OTEL_METRIC_EXPORT_INTERVAL", 60000);
-        let metric_export_timeout = r.millis("OTEL_METRIC_EXPORT_TIMEOUT", 30000);
+        let metric_export_interval = r.millis_or("OTEL_METRIC_EXPORT_INTERVAL", 60000);
+        let metric_export_timeout = r.millis_or("OTEL_METRIC_EXPORT_TIMEOUT", 30000);
 
-        let log_format = match r.non_empty("LOG_FORMAT").as_deref() {
+        let log_format = match r.get("LOG_FORMAT").as_deref() {
             None | Some("human") | Some("text") => LogFormat::Human,
             Some("json") => LogFormat::Json,
             Some(other) => {
-                r.warn(format!(
-                    "LOG_FORMAT={other:?} is not human or json; using human"
-                ));
+                r.reject(
+                    "LOG_FORMAT",
+                    format!("{other:?} is not human or json"),
+                    Some("human".to_owned()),
+                );
                 LogFormat::Human
             }
         };
-        let log_filter = r.non_empty("RUST_LOG").unwrap_or_else(|| "info".to_owned());
+        let log_filter = r.string_or("RUST_LOG", "info");
 
         let propagation = PropagationPolicy {
             internal_hosts: r
-                .non_empty("TELEMETRY_INTERNAL_HOSTS")
-                .map(|v| split_list(&v))
+                .list("TELEMETRY_INTERNAL_HOSTS")
                 .unwrap_or_else(|| vec!["localhost".to_owned(), "127.0.0.1".to_owned()]),
-            trace_headers_to_external: r.bool("TELEMETRY_PROPAGATE_TO_EXTERNAL", false),
+            trace_headers_to_external: r.bool_or("TELEMETRY_PROPAGATE_TO_EXTERNAL", false),
         };
-        let baggage_span_attributes = r
-            .non_empty("TELEMETRY_BAGGAGE_SPAN_ATTRIBUTES")
-            .map(|v| split_list(&v))
-            .unwrap_or_else(|| {
-                DEFAULT_BAGGAGE_SPAN_ATTRIBUTES
-                    .iter()
-                    .map(|s| (*s).to_owned())
-                    .collect()
-            });
-        let shutdown_timeout = r.millis("TELEMETRY_SHUTDOWN_TIMEOUT", 5000);
+        let baggage_span_attributes =
+            r.list("TELEMETRY_BAGGAGE_SPAN_ATTRIBUTES")
+                .unwrap_or_else(|| {
+                    DEFAULT_BAGGAGE_SPAN_ATTRIBUTES
+                        .iter()
+                        .map(|s| (*s).to_owned())
+                        .collect()
+                });
+        let shutdown_timeout = r.millis_or("TELEMETRY_SHUTDOWN_TIMEOUT", 5000);
 
         Self {
             sdk_disabled,
@@ -332,18 +355,10 @@ impl TelemetryConfig {
             propagation,
             baggage_span_attributes,
             shutdown_timeout,
-            warnings: r.warnings,
+            // Lenient: an invalid OTEL_* value must never stop a service from starting.
+            warnings: r.into_warnings(),
         }
     }
-}
-
-fn split_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Parses `key1=value1,key2=value2` as used by `OTEL_RESOURCE_ATTRIBUTES` and
@@ -371,233 +386,158 @@ pub(crate) fn parse_key_value_list(raw: &str) -> Result<Vec<(String, String)>, S
     Ok(out)
 }
 
-struct Reader<'a> {
-    lookup: &'a dyn Fn(&str) -> Option<String>,
-    warnings: Vec<String>,
+/// `OTEL_{TRACES,METRICS,LOGS}_EXPORTER`; OTLP when unset or unsupported.
+fn exporter(r: &mut Reader<'_>, key: &str) -> ExporterKind {
+    let Some(value) = r.get(key) else {
+        return ExporterKind::Otlp;
+    };
+    // The spec allows a comma-separated list; we support one exporter per signal, the first.
+    let first = value.split(',').next().unwrap_or_default().trim();
+    match first {
+        "otlp" => ExporterKind::Otlp,
+        "console" => ExporterKind::Console,
+        "none" => ExporterKind::None,
+        other => {
+            r.reject(
+                key,
+                format!("{other:?} is not supported (otlp, console, none)"),
+                Some("otlp".to_owned()),
+            );
+            ExporterKind::Otlp
+        }
+    }
 }
 
-impl Reader<'_> {
-    fn warn(&mut self, message: String) {
-        self.warnings.push(message);
-    }
+/// The OTLP settings of one signal: each per-signal variable wins over its general one.
+fn otlp(r: &mut Reader<'_>, signal: Signal) -> OtlpConfig {
+    let infix = signal.env_infix();
+    let protocol_key = format!("OTEL_EXPORTER_OTLP_{infix}_PROTOCOL");
+    let protocol = match r.first_of(&[&protocol_key, "OTEL_EXPORTER_OTLP_PROTOCOL"]) {
+        None => Protocol::Grpc,
+        Some((key, v)) => Protocol::parse(&v).unwrap_or_else(|| {
+            r.reject(
+                &key,
+                format!("{v:?} is not grpc, http/protobuf or http/json"),
+                Some("grpc".to_owned()),
+            );
+            Protocol::Grpc
+        }),
+    };
 
-    /// Empty values count as unset, as the spec requires.
-    fn non_empty(&self, key: &str) -> Option<String> {
-        (self.lookup)(key)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    fn bool(&mut self, key: &str, default: bool) -> bool {
-        match self.non_empty(key) {
-            None => default,
-            Some(v) if v.eq_ignore_ascii_case("true") => true,
-            Some(v) if v.eq_ignore_ascii_case("false") => false,
-            Some(v) => {
-                self.warn(format!("{key}={v:?} is not true or false; using {default}"));
-                default
-            }
+    let endpoint = if let Some(url) = r.get(&format!("OTEL_EXPORTER_OTLP_{infix}_ENDPOINT")) {
+        // Per-signal endpoints are used as-is, path included.
+        url
+    } else if let Some(base) = r.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        match protocol {
+            Protocol::Grpc => base,
+            // The base endpoint gets the signal path appended, relative to any path it has.
+            _ => format!("{}/{}", base.trim_end_matches('/'), signal.http_path()),
         }
-    }
-
-    fn millis(&mut self, key: &str, default_ms: u64) -> Duration {
-        match self.non_empty(key) {
-            None => Duration::from_millis(default_ms),
-            Some(v) => match v.parse::<u64>() {
-                Ok(ms) => Duration::from_millis(ms),
-                Err(_) => {
-                    self.warn(format!(
-                        "{key}={v:?} is not a whole number of milliseconds; using {default_ms}"
-                    ));
-                    Duration::from_millis(default_ms)
-                }
-            },
+    } else {
+        match protocol {
+            Protocol::Grpc => "http://localhost:4317".to_owned(),
+            _ => format!("http://localhost:4318/{}", signal.http_path()),
         }
-    }
+    };
 
-    fn count(&mut self, key: &str, default: usize) -> usize {
-        match self.non_empty(key) {
-            None => default,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    self.warn(format!(
-                        "{key}={v:?} is not a positive integer; using {default}"
-                    ));
-                    default
-                }
-            },
-        }
-    }
-
-    fn exporter(&mut self, key: &str) -> ExporterKind {
-        let Some(value) = self.non_empty(key) else {
-            return ExporterKind::Otlp;
-        };
-        // The spec allows a comma-separated list; we support one exporter per signal, the first.
-        let first = value.split(',').next().unwrap_or_default().trim();
-        match first {
-            "otlp" => ExporterKind::Otlp,
-            "console" => ExporterKind::Console,
-            "none" => ExporterKind::None,
-            other => {
-                self.warn(format!(
-                    "{key}={other:?} is not supported (otlp, console, none); using otlp"
-                ));
-                ExporterKind::Otlp
-            }
-        }
-    }
-
-    fn otlp(&mut self, signal: Signal) -> OtlpConfig {
-        let infix = signal.env_infix();
-        let protocol_key = format!("OTEL_EXPORTER_OTLP_{infix}_PROTOCOL");
-        let protocol = match self
-            .non_empty(&protocol_key)
-            .map(|v| (protocol_key.clone(), v))
-            .or_else(|| {
-                self.non_empty("OTEL_EXPORTER_OTLP_PROTOCOL")
-                    .map(|v| ("OTEL_EXPORTER_OTLP_PROTOCOL".to_owned(), v))
-            }) {
-            None => Protocol::Grpc,
-            Some((key, v)) => Protocol::parse(&v).unwrap_or_else(|| {
-                self.warn(format!(
-                    "{key}={v:?} is not grpc, http/protobuf or http/json; using grpc"
-                ));
-                Protocol::Grpc
-            }),
-        };
-
-        let endpoint =
-            if let Some(url) = self.non_empty(&format!("OTEL_EXPORTER_OTLP_{infix}_ENDPOINT")) {
-                // Per-signal endpoints are used as-is, path included.
-                url
-            } else if let Some(base) = self.non_empty("OTEL_EXPORTER_OTLP_ENDPOINT") {
-                match protocol {
-                    Protocol::Grpc => base,
-                    // The base endpoint gets the signal path appended, relative to any path it has.
-                    _ => format!("{}/{}", base.trim_end_matches('/'), signal.http_path()),
-                }
-            } else {
-                match protocol {
-                    Protocol::Grpc => "http://localhost:4317".to_owned(),
-                    _ => format!("http://localhost:4318/{}", signal.http_path()),
-                }
-            };
-
-        let mut headers = Vec::new();
-        for key in [
-            "OTEL_EXPORTER_OTLP_HEADERS".to_owned(),
-            format!("OTEL_EXPORTER_OTLP_{infix}_HEADERS"),
-        ] {
-            if let Some(raw) = self.non_empty(&key) {
-                match parse_key_value_list(&raw) {
-                    Ok(list) => {
-                        for (k, v) in list {
-                            // Per-signal headers come second and replace same-named general ones.
-                            headers.retain(|(existing, _): &(String, String)| {
-                                !existing.eq_ignore_ascii_case(&k)
-                            });
-                            headers.push((k.to_ascii_lowercase(), v));
-                        }
+    let mut headers = Vec::new();
+    for key in [
+        "OTEL_EXPORTER_OTLP_HEADERS".to_owned(),
+        format!("OTEL_EXPORTER_OTLP_{infix}_HEADERS"),
+    ] {
+        if let Some(raw) = r.get(&key) {
+            match parse_key_value_list(&raw) {
+                Ok(list) => {
+                    for (k, v) in list {
+                        // Per-signal headers come second and replace same-named general ones.
+                        headers.retain(|(existing, _): &(String, String)| {
+                            !existing.eq_ignore_ascii_case(&k)
+                        });
+                        headers.push((k.to_ascii_lowercase(), v));
                     }
-                    // Header values may be secrets: name the variable, never echo the value.
-                    Err(_) => self.warn(format!("{key} is malformed; ignoring it")),
                 }
-            }
-        }
-
-        let timeout_key = format!("OTEL_EXPORTER_OTLP_{infix}_TIMEOUT");
-        let timeout = if self.non_empty(&timeout_key).is_some() {
-            self.millis(&timeout_key, 10000)
-        } else {
-            self.millis("OTEL_EXPORTER_OTLP_TIMEOUT", 10000)
-        };
-
-        let compression_key = format!("OTEL_EXPORTER_OTLP_{infix}_COMPRESSION");
-        let compression = self
-            .non_empty(&compression_key)
-            .map(|v| (compression_key, v))
-            .or_else(|| {
-                self.non_empty("OTEL_EXPORTER_OTLP_COMPRESSION")
-                    .map(|v| ("OTEL_EXPORTER_OTLP_COMPRESSION".to_owned(), v))
-            });
-        let gzip = match compression {
-            None => false,
-            Some((_, v)) if v == "gzip" => true,
-            Some((_, v)) if v == "none" => false,
-            Some((key, v)) => {
-                self.warn(format!(
-                    "{key}={v:?} is not gzip or none; sending uncompressed"
-                ));
-                false
-            }
-        };
-
-        OtlpConfig {
-            endpoint,
-            protocol,
-            headers,
-            timeout,
-            gzip,
-        }
-    }
-
-    fn sampler(&mut self) -> SamplerConfig {
-        let name = self.non_empty("OTEL_TRACES_SAMPLER");
-        let arg = self.non_empty("OTEL_TRACES_SAMPLER_ARG");
-        let ratio = |s: &mut Self| -> f64 {
-            match arg.as_deref().map(str::parse::<f64>) {
-                None => 1.0,
-                Some(Ok(r)) if (0.0..=1.0).contains(&r) => r,
-                Some(_) => {
-                    s.warn(format!(
-                        "OTEL_TRACES_SAMPLER_ARG={:?} is not a ratio in [0, 1]; using 1.0",
-                        arg.as_deref().unwrap_or_default()
-                    ));
-                    1.0
-                }
-            }
-        };
-        match name.as_deref() {
-            None | Some("parentbased_always_on") => SamplerConfig::ParentBasedAlwaysOn,
-            Some("always_on") => SamplerConfig::AlwaysOn,
-            Some("always_off") => SamplerConfig::AlwaysOff,
-            Some("traceidratio") => SamplerConfig::TraceIdRatio(ratio(self)),
-            Some("parentbased_always_off") => SamplerConfig::ParentBasedAlwaysOff,
-            Some("parentbased_traceidratio") => SamplerConfig::ParentBasedTraceIdRatio(ratio(self)),
-            Some(other) => {
-                self.warn(format!(
-                    "OTEL_TRACES_SAMPLER={other:?} is not supported; using parentbased_always_on"
-                ));
-                SamplerConfig::ParentBasedAlwaysOn
+                // Header values may be secrets: name the variable, never echo the value.
+                Err(_) => r.reject(&key, "malformed; ignoring it", None),
             }
         }
     }
 
-    fn propagators(&mut self) -> Vec<PropagatorKind> {
-        let Some(value) = self.non_empty("OTEL_PROPAGATORS") else {
-            return vec![PropagatorKind::TraceContext, PropagatorKind::Baggage];
-        };
-        let mut out = Vec::new();
-        for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let kind = match name {
-                "tracecontext" => PropagatorKind::TraceContext,
-                "baggage" => PropagatorKind::Baggage,
-                "none" => return Vec::new(),
-                other => {
-                    self.warn(format!(
-                        "OTEL_PROPAGATORS: {other:?} is not supported; skipped"
-                    ));
-                    continue;
-                }
-            };
-            if !out.contains(&kind) {
-                out.push(kind);
-            }
+    let timeout_key = format!("OTEL_EXPORTER_OTLP_{infix}_TIMEOUT");
+    let timeout = match r.get(&timeout_key) {
+        Some(_) => r.millis_or(&timeout_key, 10000),
+        None => r.millis_or("OTEL_EXPORTER_OTLP_TIMEOUT", 10000),
+    };
+
+    let compression_key = format!("OTEL_EXPORTER_OTLP_{infix}_COMPRESSION");
+    let gzip = match r.first_of(&[&compression_key, "OTEL_EXPORTER_OTLP_COMPRESSION"]) {
+        None => false,
+        Some((_, v)) if v == "gzip" => true,
+        Some((_, v)) if v == "none" => false,
+        Some((key, v)) => {
+            r.reject(
+                &key,
+                format!("{v:?} is not gzip or none"),
+                Some("none".to_owned()),
+            );
+            false
         }
-        out
+    };
+
+    OtlpConfig {
+        endpoint,
+        protocol,
+        headers,
+        timeout,
+        gzip,
     }
+}
+
+/// `OTEL_TRACES_SAMPLER` and, for the ratio samplers only, `OTEL_TRACES_SAMPLER_ARG`.
+fn sampler(r: &mut Reader<'_>) -> SamplerConfig {
+    let ratio = |r: &mut Reader<'_>| r.range_or("OTEL_TRACES_SAMPLER_ARG", 1.0, 0.0..=1.0);
+    match r.get("OTEL_TRACES_SAMPLER").as_deref() {
+        None | Some("parentbased_always_on") => SamplerConfig::ParentBasedAlwaysOn,
+        Some("always_on") => SamplerConfig::AlwaysOn,
+        Some("always_off") => SamplerConfig::AlwaysOff,
+        Some("traceidratio") => SamplerConfig::TraceIdRatio(ratio(r)),
+        Some("parentbased_always_off") => SamplerConfig::ParentBasedAlwaysOff,
+        Some("parentbased_traceidratio") => SamplerConfig::ParentBasedTraceIdRatio(ratio(r)),
+        Some(other) => {
+            r.reject(
+                "OTEL_TRACES_SAMPLER",
+                format!("{other:?} is not supported"),
+                Some("parentbased_always_on".to_owned()),
+            );
+            SamplerConfig::ParentBasedAlwaysOn
+        }
+    }
+}
+
+/// `OTEL_PROPAGATORS`, in order, without repeats; unsupported entries are skipped.
+fn propagators(r: &mut Reader<'_>) -> Vec<PropagatorKind> {
+    let Some(names) = r.list("OTEL_PROPAGATORS") else {
+        return vec![PropagatorKind::TraceContext, PropagatorKind::Baggage];
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let kind = match name.as_str() {
+            "tracecontext" => PropagatorKind::TraceContext,
+            "baggage" => PropagatorKind::Baggage,
+            "none" => return Vec::new(),
+            other => {
+                r.reject(
+                    "OTEL_PROPAGATORS",
+                    format!("{other:?} is not supported; skipped"),
+                    None,
+                );
+                continue;
+            }
+        };
+        if !out.contains(&kind) {
+            out.push(kind);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -702,6 +642,21 @@ mod tests {
                 .any(|w| w.contains("OTEL_EXPORTER_OTLP_HEADERS"))
         );
         assert!(!c.warnings.iter().any(|w| w.contains("secret-token")));
+    }
+
+    #[test]
+    fn debug_output_names_headers_but_never_shows_their_values() {
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=general-s3cret"),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+                "authorization=Bearer%20logs-s3cret",
+            ),
+        ]);
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("api-key") && debug.contains("authorization"));
+        assert!(debug.contains("***"));
     }
 
     #[rstest]

@@ -10,25 +10,28 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Everything callers use is re-exported here; the modules themselves are private.
+//!
 //! # Layout
-//! - [`config`]: every `OTEL_*` variable, parsed once; invalid values fall back with a warning.
-//! - [`propagation`]: W3C Trace Context Level 2 and Baggage propagators and header carriers.
-//! - [`server`]: the tower layer that makes SERVER spans; [`client`]: the traced reqwest wrapper.
-//! - [`batch`]: the bounded, counting batch span processor; [`metrics`]: instruments.
-//! - [`baggage_attributes`]: copies allow-listed baggage onto spans; [`resource`]: the resource.
-//! - [`logging`]: stderr log lines with trace and span ids.
-//! - [`w3c_harness`]: the service side of the W3C Trace Context test suite.
+//! - `config`: every `OTEL_*` variable, parsed once through `env-config`; invalid values fall back
+//!   with a warning ([`TelemetryConfig`]).
+//! - `propagation`: W3C Trace Context Level 2 and Baggage propagators and header carriers.
+//! - `server`: the tower layer that makes SERVER spans ([`HttpServerLayer`]); `client`: the
+//!   traced reqwest wrapper ([`TracedClient`]).
+//! - `batch`: the bounded, counting batch span processor ([`SpanPipelineStats`]); `metrics`:
+//!   instruments.
+//! - `baggage_attributes`: copies allow-listed baggage onto spans; `resource`: the resource.
+//! - `logging`: stderr log lines with trace and span ids.
 
-pub mod baggage_attributes;
-pub mod batch;
-pub mod client;
-pub mod config;
-pub mod logging;
-pub mod metrics;
-pub mod propagation;
-pub mod resource;
-pub mod server;
-pub mod w3c_harness;
+mod baggage_attributes;
+mod batch;
+mod client;
+mod config;
+mod logging;
+mod metrics;
+mod propagation;
+mod resource;
+mod server;
 
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
@@ -37,7 +40,8 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{RandomIdGenerator, Sampler, SdkTracerProvider};
@@ -46,11 +50,17 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _, Registry};
 
 pub use batch::SpanPipelineStats;
-pub use client::{RequestOptions, TracedClient};
-pub use config::{
-    ExporterKind, LogFormat, PropagationPolicy, Protocol, ServiceInfo, TelemetryConfig,
+pub use client::{
+    RequestOptions, TracedClient, TracedRequestBuilder, error_type as client_error_type,
 };
-pub use server::{HttpServerLayer, IncomingContext, current_trace_id};
+pub use config::{
+    BatchConfig, ExporterKind, LogFormat, OtlpConfig, PropagationPolicy, PropagatorKind, Protocol,
+    SamplerConfig, ServiceInfo, TelemetryConfig,
+};
+pub use propagation::{BaggagePropagator, HeaderExtractor, HeaderInjector, TraceContextPropagator};
+pub use server::{
+    HttpServerLayer, HttpServerService, ResponseFuture, TracedBody, current_trace_id,
+};
 
 /// Crates whose own telemetry must not be traced or shipped over OTLP: exporting their events
 /// would make the exporter report on itself, in a loop.
@@ -168,7 +178,7 @@ pub fn init(service: ServiceInfo) -> Result<TelemetryGuard, InitError> {
 }
 
 /// The composite propagator the configuration asks for.
-pub fn propagator(config: &TelemetryConfig) -> TextMapCompositePropagator {
+fn propagator(config: &TelemetryConfig) -> TextMapCompositePropagator {
     let parts: Vec<Box<dyn TextMapPropagator + Send + Sync>> = config
         .propagators
         .iter()
@@ -198,65 +208,6 @@ fn sampler(config: &config::SamplerConfig) -> Sampler {
     }
 }
 
-/// Builds an OTLP exporter of type `$exporter` for `$otlp` (gRPC or HTTP).
-macro_rules! otlp_exporter {
-    ($exporter:ty, $otlp:expr, $signal:literal, $timeout:expr) => {{
-        let otlp: &config::OtlpConfig = $otlp;
-        let timeout: Duration = $timeout;
-        let built = match otlp.protocol {
-            Protocol::Grpc => {
-                if tokio::runtime::Handle::try_current().is_err() {
-                    return Err(InitError::NoRuntime);
-                }
-                let mut metadata = tonic::metadata::MetadataMap::new();
-                for (k, v) in &otlp.headers {
-                    if let (Ok(k), Ok(v)) = (
-                        k.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(),
-                        v.parse(),
-                    ) {
-                        metadata.insert(k, v);
-                    }
-                }
-                let builder = <$exporter>::builder()
-                    .with_tonic()
-                    .with_endpoint(otlp.endpoint.clone())
-                    .with_timeout(timeout)
-                    .with_metadata(metadata);
-                if otlp.gzip {
-                    builder
-                        .with_compression(opentelemetry_otlp::Compression::Gzip)
-                        .build()
-                } else {
-                    builder.build()
-                }
-            }
-            Protocol::HttpProtobuf | Protocol::HttpJson => {
-                let builder = <$exporter>::builder()
-                    .with_http()
-                    .with_protocol(if otlp.protocol == Protocol::HttpJson {
-                        opentelemetry_otlp::Protocol::HttpJson
-                    } else {
-                        opentelemetry_otlp::Protocol::HttpBinary
-                    })
-                    .with_endpoint(otlp.endpoint.clone())
-                    .with_timeout(timeout)
-                    .with_headers(otlp.headers.iter().cloned().collect::<HashMap<_, _>>());
-                if otlp.gzip {
-                    builder
-                        .with_compression(opentelemetry_otlp::Compression::Gzip)
-                        .build()
-                } else {
-                    builder.build()
-                }
-            }
-        };
-        built.map_err(|source| InitError::Exporter {
-            signal: $signal,
-            source,
-        })?
-    }};
-}
-
 /// Sets up telemetry from an explicit configuration (tests build one from a map).
 pub fn init_with(
     service: ServiceInfo,
@@ -264,114 +215,279 @@ pub fn init_with(
 ) -> Result<TelemetryGuard, InitError> {
     opentelemetry::global::set_text_map_propagator(propagator(&config));
     let stats = Arc::new(SpanPipelineStats::default());
+    let fmt_layer = fmt_layer(&config)?;
+    let providers = if config.sdk_disabled {
+        Providers::default()
+    } else {
+        Providers::build(&service, &config, &stats)?
+    };
+    providers.install_globally(&stats);
+    let layers = subscriber_layers(fmt_layer, &providers, &config)?;
+    tracing_subscriber::registry()
+        .with(layers)
+        .try_init()
+        .map_err(|e| InitError::Subscriber(e.to_string()))?;
+    log_started(&config);
 
+    Ok(TelemetryGuard {
+        tracer: providers.tracer,
+        meter: providers.meter,
+        logger: providers.logger,
+        stats,
+        timeout: config.shutdown_timeout,
+        policy: config.propagation.clone(),
+    })
+}
+
+type BoxedLayer = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
+
+/// The stderr log lines, filtered by `RUST_LOG`.
+fn fmt_layer(config: &TelemetryConfig) -> Result<BoxedLayer, InitError> {
     let log_filter =
         EnvFilter::try_new(&config.log_filter).map_err(|e| InitError::Filter(e.to_string()))?;
     let ansi = std::io::stderr().is_terminal() && config.log_format == LogFormat::Human;
-    let fmt_layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .event_format(logging::EventFormat::new(config.log_format, ansi))
-        .with_filter(log_filter);
+    Ok(Box::new(
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .event_format(logging::EventFormat::new(config.log_format, ansi))
+            .with_filter(log_filter),
+    ))
+}
 
-    let (tracer, meter, logger) = if config.sdk_disabled {
-        (None, None, None)
-    } else {
-        let resource = resource::build(&service, &config);
+/// The SDK providers; all absent with `OTEL_SDK_DISABLED=true`.
+#[derive(Default)]
+struct Providers {
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+    logger: Option<SdkLoggerProvider>,
+}
 
-        // The provider exists even with OTEL_TRACES_EXPORTER=none: spans are still made and
-        // context still propagates with our span ids; only export is off.
-        let mut builder = SdkTracerProvider::builder()
-            .with_resource(resource.clone())
-            .with_sampler(sampler(&config.sampler))
-            .with_id_generator(RandomIdGenerator::default())
-            .with_span_processor(baggage_attributes::BaggageSpanProcessor::new(
-                config.baggage_span_attributes.clone(),
-            ));
-        let timeout = config.traces_otlp.timeout.min(config.batch.export_timeout);
-        match config.traces_exporter {
-            ExporterKind::None => {}
-            ExporterKind::Otlp => {
-                let exporter = otlp_exporter!(
-                    opentelemetry_otlp::SpanExporter,
-                    &config.traces_otlp,
-                    "traces",
-                    timeout
-                );
-                builder = builder.with_span_processor(batch::BoundedBatchSpanProcessor::new(
-                    exporter,
-                    config.batch,
-                    stats.clone(),
-                ));
-            }
-            ExporterKind::Console => {
-                builder = builder.with_span_processor(batch::BoundedBatchSpanProcessor::new(
-                    opentelemetry_stdout::SpanExporter::default(),
-                    config.batch,
-                    stats.clone(),
-                ));
-            }
+impl Providers {
+    /// Traces, then metrics, then logs; the first exporter that cannot be built is the error.
+    fn build(
+        service: &ServiceInfo,
+        config: &TelemetryConfig,
+        stats: &Arc<SpanPipelineStats>,
+    ) -> Result<Self, InitError> {
+        let resource = resource::build(service, config);
+        Ok(Self {
+            tracer: Some(tracer_provider(resource.clone(), config, stats)?),
+            meter: meter_provider(resource.clone(), config)?,
+            logger: logger_provider(resource, config)?,
+        })
+    }
+
+    /// Makes the providers the global ones, and reports the span pipeline's health as metrics.
+    fn install_globally(&self, stats: &Arc<SpanPipelineStats>) {
+        if let Some(t) = &self.tracer {
+            opentelemetry::global::set_tracer_provider(t.clone());
         }
-        let tracer = Some(builder.build());
+        if let Some(m) = &self.meter {
+            opentelemetry::global::set_meter_provider(m.clone());
+            metrics::register_pipeline(
+                &opentelemetry::global::meter(metrics::SCOPE),
+                stats.clone(),
+            );
+        }
+    }
+}
 
-        let meter = match config.metrics_exporter {
-            ExporterKind::None => None,
-            kind => {
-                let builder = SdkMeterProvider::builder().with_resource(resource.clone());
-                let builder = if kind == ExporterKind::Otlp {
-                    let exporter = otlp_exporter!(
-                        opentelemetry_otlp::MetricExporter,
-                        &config.metrics_otlp,
-                        "metrics",
-                        config
-                            .metrics_otlp
-                            .timeout
-                            .min(config.metric_export_timeout)
-                    );
-                    builder.with_reader(
-                        PeriodicReader::builder(exporter)
-                            .with_interval(config.metric_export_interval)
-                            .build(),
-                    )
-                } else {
-                    builder.with_reader(
-                        PeriodicReader::builder(opentelemetry_stdout::MetricExporter::default())
-                            .with_interval(config.metric_export_interval)
-                            .build(),
-                    )
-                };
-                Some(builder.build())
-            }
-        };
-
-        let logger = match config.logs_exporter {
-            ExporterKind::None => None,
-            kind => {
-                let builder = SdkLoggerProvider::builder().with_resource(resource);
-                let builder = if kind == ExporterKind::Otlp {
-                    let exporter = otlp_exporter!(
-                        opentelemetry_otlp::LogExporter,
-                        &config.logs_otlp,
-                        "logs",
-                        config.logs_otlp.timeout
-                    );
-                    builder.with_batch_exporter(exporter)
-                } else {
-                    builder.with_batch_exporter(opentelemetry_stdout::LogExporter::default())
-                };
-                Some(builder.build())
-            }
-        };
-        (tracer, meter, logger)
+fn tracer_provider(
+    resource: Resource,
+    config: &TelemetryConfig,
+    stats: &Arc<SpanPipelineStats>,
+) -> Result<SdkTracerProvider, InitError> {
+    // The provider exists even with OTEL_TRACES_EXPORTER=none: spans are still made and
+    // context still propagates with our span ids; only export is off.
+    let builder = SdkTracerProvider::builder()
+        .with_resource(resource)
+        .with_sampler(sampler(&config.sampler))
+        .with_id_generator(RandomIdGenerator::default())
+        .with_span_processor(baggage_attributes::BaggageSpanProcessor::new(
+            config.baggage_span_attributes.clone(),
+        ));
+    let builder = match config.traces_exporter {
+        ExporterKind::None => builder,
+        ExporterKind::Otlp => {
+            let timeout = config.traces_otlp.timeout.min(config.batch.export_timeout);
+            let exporter = span_exporter(&config.traces_otlp, timeout)?;
+            builder.with_span_processor(batch::BoundedBatchSpanProcessor::new(
+                exporter,
+                config.batch,
+                stats.clone(),
+            ))
+        }
+        ExporterKind::Console => {
+            builder.with_span_processor(batch::BoundedBatchSpanProcessor::new(
+                opentelemetry_stdout::SpanExporter::default(),
+                config.batch,
+                stats.clone(),
+            ))
+        }
     };
+    Ok(builder.build())
+}
 
-    if let Some(t) = &tracer {
-        opentelemetry::global::set_tracer_provider(t.clone());
-    }
-    if let Some(m) = &meter {
-        opentelemetry::global::set_meter_provider(m.clone());
-        metrics::register_pipeline(&opentelemetry::global::meter(metrics::SCOPE), stats.clone());
-    }
+fn meter_provider(
+    resource: Resource,
+    config: &TelemetryConfig,
+) -> Result<Option<SdkMeterProvider>, InitError> {
+    let builder = SdkMeterProvider::builder().with_resource(resource);
+    let interval = config.metric_export_interval;
+    let builder = match config.metrics_exporter {
+        ExporterKind::None => return Ok(None),
+        ExporterKind::Otlp => {
+            let timeout = config
+                .metrics_otlp
+                .timeout
+                .min(config.metric_export_timeout);
+            let exporter = metric_exporter(&config.metrics_otlp, timeout)?;
+            builder.with_reader(
+                PeriodicReader::builder(exporter)
+                    .with_interval(interval)
+                    .build(),
+            )
+        }
+        ExporterKind::Console => {
+            let exporter = opentelemetry_stdout::MetricExporter::default();
+            builder.with_reader(
+                PeriodicReader::builder(exporter)
+                    .with_interval(interval)
+                    .build(),
+            )
+        }
+    };
+    Ok(Some(builder.build()))
+}
 
+fn logger_provider(
+    resource: Resource,
+    config: &TelemetryConfig,
+) -> Result<Option<SdkLoggerProvider>, InitError> {
+    let builder = SdkLoggerProvider::builder().with_resource(resource);
+    let builder = match config.logs_exporter {
+        ExporterKind::None => return Ok(None),
+        ExporterKind::Otlp => {
+            builder.with_batch_exporter(log_exporter(&config.logs_otlp, config.logs_otlp.timeout)?)
+        }
+        ExporterKind::Console => {
+            builder.with_batch_exporter(opentelemetry_stdout::LogExporter::default())
+        }
+    };
+    Ok(Some(builder.build()))
+}
+
+// The three OTLP exporters have builders of unrelated types, so each signal has its own small
+// function; what they share (endpoint, timeout, headers, compression) is in `grpc` and `http`.
+
+fn span_exporter(
+    otlp: &OtlpConfig,
+    timeout: Duration,
+) -> Result<opentelemetry_otlp::SpanExporter, InitError> {
+    use opentelemetry_otlp::SpanExporter as E;
+    match otlp.protocol {
+        Protocol::Grpc => grpc(E::builder().with_tonic(), otlp, timeout)?.build(),
+        Protocol::HttpProtobuf | Protocol::HttpJson => {
+            http(E::builder().with_http(), otlp, timeout).build()
+        }
+    }
+    .map_err(exporter_error("traces"))
+}
+
+fn metric_exporter(
+    otlp: &OtlpConfig,
+    timeout: Duration,
+) -> Result<opentelemetry_otlp::MetricExporter, InitError> {
+    use opentelemetry_otlp::MetricExporter as E;
+    match otlp.protocol {
+        Protocol::Grpc => grpc(E::builder().with_tonic(), otlp, timeout)?.build(),
+        Protocol::HttpProtobuf | Protocol::HttpJson => {
+            http(E::builder().with_http(), otlp, timeout).build()
+        }
+    }
+    .map_err(exporter_error("metrics"))
+}
+
+fn log_exporter(
+    otlp: &OtlpConfig,
+    timeout: Duration,
+) -> Result<opentelemetry_otlp::LogExporter, InitError> {
+    use opentelemetry_otlp::LogExporter as E;
+    match otlp.protocol {
+        Protocol::Grpc => grpc(E::builder().with_tonic(), otlp, timeout)?.build(),
+        Protocol::HttpProtobuf | Protocol::HttpJson => {
+            http(E::builder().with_http(), otlp, timeout).build()
+        }
+    }
+    .map_err(exporter_error("logs"))
+}
+
+fn exporter_error(
+    signal: &'static str,
+) -> impl FnOnce(opentelemetry_otlp::ExporterBuildError) -> InitError {
+    move |source| InitError::Exporter { signal, source }
+}
+
+/// OTLP/gRPC settings of any exporter builder: headers become metadata (entries that are not
+/// valid metadata are skipped).
+fn grpc<B: WithExportConfig + WithTonicConfig>(
+    builder: B,
+    otlp: &OtlpConfig,
+    timeout: Duration,
+) -> Result<B, InitError> {
+    // The exporter needs a runtime to drive its connection; without one it would fail later.
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(InitError::NoRuntime);
+    }
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    for (k, v) in &otlp.headers {
+        if let (Ok(k), Ok(v)) = (
+            k.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(),
+            v.parse(),
+        ) {
+            metadata.insert(k, v);
+        }
+    }
+    let builder = builder
+        .with_endpoint(otlp.endpoint.clone())
+        .with_timeout(timeout)
+        .with_metadata(metadata);
+    Ok(if otlp.gzip {
+        builder.with_compression(opentelemetry_otlp::Compression::Gzip)
+    } else {
+        builder
+    })
+}
+
+/// OTLP/HTTP settings of any exporter builder, protobuf or JSON bodies.
+fn http<B: WithExportConfig + WithHttpConfig>(
+    builder: B,
+    otlp: &OtlpConfig,
+    timeout: Duration,
+) -> B {
+    let builder = builder
+        .with_protocol(if otlp.protocol == Protocol::HttpJson {
+            opentelemetry_otlp::Protocol::HttpJson
+        } else {
+            opentelemetry_otlp::Protocol::HttpBinary
+        })
+        .with_endpoint(otlp.endpoint.clone())
+        .with_timeout(timeout)
+        .with_headers(otlp.headers.iter().cloned().collect::<HashMap<_, _>>());
+    if otlp.gzip {
+        builder.with_compression(opentelemetry_otlp::Compression::Gzip)
+    } else {
+        builder
+    }
+}
+
+/// The subscriber's layers: the log lines, the spans (to the SDK, or a no-op tracer that still
+/// passes context through), and the log records to OTLP when logs are exported.
+fn subscriber_layers(
+    fmt_layer: BoxedLayer,
+    providers: &Providers,
+    config: &TelemetryConfig,
+) -> Result<Vec<BoxedLayer>, InitError> {
     let pipeline_off: String = PIPELINE_CRATES
         .iter()
         .map(|c| format!(",{c}=off"))
@@ -379,9 +495,8 @@ pub fn init_with(
     let span_filter = || {
         EnvFilter::try_new(format!("info{pipeline_off}")).unwrap_or_else(|_| EnvFilter::new("info"))
     };
-    let mut layers: Vec<Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>> =
-        vec![Box::new(fmt_layer)];
-    match &tracer {
+    let mut layers: Vec<BoxedLayer> = vec![fmt_layer];
+    match &providers.tracer {
         Some(t) => layers.push(Box::new(
             tracing_opentelemetry::layer()
                 .with_tracer(t.tracer(metrics::SCOPE))
@@ -396,7 +511,7 @@ pub fn init_with(
                 .with_filter(span_filter()),
         )),
     }
-    if let Some(l) = &logger {
+    if let Some(l) = &providers.logger {
         let filter = EnvFilter::try_new(format!("{}{pipeline_off}", config.log_filter))
             .map_err(|e| InitError::Filter(e.to_string()))?;
         layers.push(Box::new(
@@ -404,12 +519,11 @@ pub fn init_with(
                 .with_filter(filter),
         ));
     }
+    Ok(layers)
+}
 
-    tracing_subscriber::registry()
-        .with(layers)
-        .try_init()
-        .map_err(|e| InitError::Subscriber(e.to_string()))?;
-
+/// Logs the configuration's warnings (now that logging is up) and what was started.
+fn log_started(config: &TelemetryConfig) {
     for warning in &config.warnings {
         tracing::warn!(target: "telemetry", warning = %warning, "telemetry.config.invalid");
     }
@@ -422,13 +536,4 @@ pub fn init_with(
         sdk_disabled = config.sdk_disabled,
         "telemetry.started"
     );
-
-    Ok(TelemetryGuard {
-        tracer,
-        meter,
-        logger,
-        stats,
-        timeout: config.shutdown_timeout,
-        policy: config.propagation.clone(),
-    })
 }

@@ -15,20 +15,20 @@ use crate::config::LogFormat;
 
 /// Formats events as configured, adding the current trace and span ids.
 #[derive(Debug, Clone, Copy)]
-pub struct EventFormat {
+pub(crate) struct EventFormat {
     format: LogFormat,
     ansi: bool,
 }
 
 impl EventFormat {
     /// A formatter for `format`; ANSI colours only for humans at a terminal.
-    pub fn new(format: LogFormat, ansi: bool) -> Self {
+    pub(crate) fn new(format: LogFormat, ansi: bool) -> Self {
         Self { format, ansi }
     }
 }
 
 /// The trace and span id of the active OpenTelemetry context, if it holds a valid span.
-pub fn current_ids() -> Option<(String, String)> {
+pub(crate) fn current_ids() -> Option<(String, String)> {
     let cx = opentelemetry::Context::current();
     let span = cx.span();
     let sc = span.span_context();

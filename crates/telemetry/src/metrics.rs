@@ -11,12 +11,12 @@ use opentelemetry::metrics::{Histogram, Meter};
 use crate::batch::SpanPipelineStats;
 
 /// Bucket boundaries (seconds) the HTTP semantic conventions recommend for request durations.
-pub const HTTP_DURATION_BUCKETS: &[f64] = &[
+pub(crate) const HTTP_DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
 /// Instrumentation scope of everything this crate records.
-pub const SCOPE: &str = "shopmax-telemetry";
+pub(crate) const SCOPE: &str = "shopmax-telemetry";
 
 fn meter() -> Meter {
     opentelemetry::global::meter(SCOPE)

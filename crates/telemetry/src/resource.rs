@@ -6,11 +6,11 @@ use opentelemetry_sdk::Resource;
 use crate::config::{ServiceInfo, TelemetryConfig};
 
 /// `service.namespace` of every ShopMax service.
-pub const SERVICE_NAMESPACE: &str = "shopmax";
+pub(crate) const SERVICE_NAMESPACE: &str = "shopmax";
 
 /// Builds the resource. Precedence, lowest first: our defaults, `OTEL_RESOURCE_ATTRIBUTES`,
 /// `OTEL_SERVICE_NAME` (the spec gives the dedicated variable the last word).
-pub fn build(service: &ServiceInfo, config: &TelemetryConfig) -> Resource {
+pub(crate) fn build(service: &ServiceInfo, config: &TelemetryConfig) -> Resource {
     let mut attrs: Vec<KeyValue> = vec![
         KeyValue::new("service.version", service.version),
         KeyValue::new("service.namespace", SERVICE_NAMESPACE),

@@ -16,9 +16,9 @@ use axum::extract::{ConnectInfo, MatchedPath};
 use bytes::Buf;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Version, header};
 use http_body::{Body, Frame, SizeHint};
+use opentelemetry::KeyValue;
 use opentelemetry::metrics::Histogram;
 use opentelemetry::trace::{Status, TraceContextExt};
-use opentelemetry::{Context, KeyValue};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use tracing::Span;
@@ -26,11 +26,6 @@ use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::propagation::{HeaderExtractor, traceparent_value};
-
-/// The caller's context (parent span and baggage) as extracted from the request headers, placed in
-/// the request extensions for handlers that need it before any span of theirs exists.
-#[derive(Debug, Clone)]
-pub struct IncomingContext(pub Context);
 
 /// Layer that traces every request except the untraced paths.
 #[derive(Clone)]
@@ -196,7 +191,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
         if self.layer.untraced.iter().any(|p| p == req.uri().path()) {
             return ResponseFuture {
                 inner: self.inner.call(req),
@@ -270,8 +265,7 @@ where
         if let Some(ua) = header_str(req.headers(), "user-agent") {
             span.record("user_agent.original", ua);
         }
-        let _ = span.set_parent(parent.clone());
-        req.extensions_mut().insert(IncomingContext(parent));
+        let _ = span.set_parent(parent);
 
         let mut attrs = vec![
             KeyValue::new("http.request.method", method),

@@ -3,6 +3,9 @@
 //! downstream received and what spans were exported.
 
 mod common;
+// The harness the `w3c_conformance` example serves: the same code, driven here.
+#[path = "../examples/w3c_harness/mod.rs"]
+mod w3c_harness;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -34,7 +37,7 @@ fn env() -> &'static Env {
         });
         let (app, capture, downstream) = env.rt.block_on(async {
             let client = TracedClient::new(reqwest::Client::new(), env.policy.clone());
-            let app = serve(telemetry::w3c_harness::router(client)).await;
+            let app = serve(w3c_harness::router(client)).await;
             let (capture, downstream) = capture_server().await;
             (app, capture, downstream)
         });

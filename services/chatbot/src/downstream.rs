@@ -71,27 +71,24 @@ async fn post_json<Req: Serialize + Sync, Resp: serde::de::DeserializeOwned>(
     body: &Req,
     timeout: Duration,
 ) -> Result<Resp, DownstreamError> {
-    let request = client
-        .inner()
-        .post(url)
-        .json(body)
-        .timeout(timeout)
-        .build()
-        .map_err(|_| DownstreamError::Unavailable {
-            service,
-            detail: "invalid_url".into(),
-        })?;
     let options = RequestOptions {
         url_template: Some(template),
         resend_count: 0,
     };
-    let response = client.execute_with(request, options).await.map_err(|e| {
-        if e.is_timeout() {
+    let request = client.post(url).json(body).timeout(timeout);
+    let response = request.send_with(options).await.map_err(|e| {
+        // A request that cannot be built never left: its URL (or body) is at fault.
+        if e.is_builder() {
+            DownstreamError::Unavailable {
+                service,
+                detail: "invalid_url".into(),
+            }
+        } else if e.is_timeout() {
             DownstreamError::Timeout { service }
         } else {
             DownstreamError::Unavailable {
                 service,
-                detail: telemetry::client::error_type(&e).into(),
+                detail: telemetry::client_error_type(&e).into(),
             }
         }
     })?;

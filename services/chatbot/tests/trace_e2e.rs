@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use otlp_sink::{OtlpSink, SpanView};
 use rstest::rstest;
-use telemetry::{ServiceInfo, TelemetryConfig, TelemetryGuard};
+use telemetry::{ServiceInfo, TelemetryGuard};
+use test_harness::TestEnv;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 
@@ -31,33 +32,24 @@ async fn serve(router: axum::Router) -> SocketAddr {
 fn system() -> &'static System {
     static SYSTEM: OnceLock<System> = OnceLock::new();
     SYSTEM.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let sink = rt.block_on(OtlpSink::start()).expect("sink");
-        let vars = [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.grpc_endpoint()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "50".into()),
-            ("OTEL_METRIC_EXPORT_INTERVAL", "200".into()),
-            ("OTEL_LOGS_EXPORTER", "none".into()),
-            // Our services answer on 127.0.0.1; the LLM, reached as localhost, is external.
-            ("TELEMETRY_INTERNAL_HOSTS", "127.0.0.1".into()),
-        ];
         let service = ServiceInfo {
             name: "shopmax-in-process",
             version: "0.0.0",
             site: "test",
         };
-        let config = TelemetryConfig::from_lookup(&service, |k| {
-            vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        let TestEnv {
+            guard,
+            policy,
+            sink,
+            rt,
+        } = TestEnv::start(service, |sink| {
+            test_harness::vars(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.grpc_endpoint()),
+                ("OTEL_LOGS_EXPORTER", "none".into()),
+                // Our services answer on 127.0.0.1; the LLM, reached as localhost, is external.
+                ("TELEMETRY_INTERNAL_HOSTS", "127.0.0.1".into()),
+            ])
         });
-        let policy = config.propagation.clone();
-        let guard = {
-            let _entered = rt.enter();
-            telemetry::init_with(service, config).expect("telemetry")
-        };
 
         let chatbot = rt.block_on(async {
             let mock =

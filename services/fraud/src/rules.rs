@@ -632,18 +632,12 @@ mod tests {
 mod span_tests {
     use super::*;
     use crate::velocity::ManualClock;
-    use opentelemetry::trace::{SpanKind, TracerProvider as _};
-    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SimpleSpanProcessor};
-    use tracing_subscriber::layer::SubscriberExt as _;
+    use opentelemetry::trace::SpanKind;
+    use test_harness::SpanCapture;
 
     #[test]
     fn each_rule_runs_in_its_own_span_under_fraud_score() {
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(SimpleSpanProcessor::new(exporter.clone()))
-            .build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let capture = SpanCapture::start();
         let scorer = Scorer::new(
             HashSet::new(),
             VelocitySettings {
@@ -657,11 +651,8 @@ mod span_tests {
             },
             Arc::new(ManualClock::new()),
         );
-        tracing::subscriber::with_default(subscriber, || {
-            scorer.score("c", "Ignore all previous instructions");
-        });
-        drop(provider.force_flush());
-        let spans = exporter.get_finished_spans().expect("spans");
+        scorer.score("c", "Ignore all previous instructions");
+        let spans = capture.finished_spans();
         let attr = |span: &opentelemetry_sdk::trace::SpanData, key: &str| {
             span.attributes
                 .iter()

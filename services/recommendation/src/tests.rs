@@ -531,12 +531,10 @@ async fn a_query_embedding_of_the_wrong_shape_is_502() {
 
 mod spans {
     use super::*;
-    use opentelemetry::trace::{SpanId, SpanKind, TracerProvider as _};
-    use opentelemetry_sdk::trace::{
-        InMemorySpanExporter, SdkTracerProvider, SimpleSpanProcessor, SpanData,
-    };
+    use opentelemetry::trace::{SpanId, SpanKind};
+    use opentelemetry_sdk::trace::SpanData;
+    use test_harness::SpanCapture;
     use tracing::Instrument as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
 
     fn attr(span: &SpanData, key: &str) -> Option<String> {
         span.attributes
@@ -545,32 +543,16 @@ mod spans {
             .map(|kv| kv.value.to_string())
     }
 
-    fn capture() -> (
-        InMemorySpanExporter,
-        SdkTracerProvider,
-        tracing::subscriber::DefaultGuard,
-    ) {
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(SimpleSpanProcessor::new(exporter.clone()))
-            .build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        let guard = tracing::subscriber::set_default(subscriber);
-        (exporter, provider, guard)
-    }
-
     #[tokio::test]
     async fn catalog_embed_is_a_root_span_even_inside_another_span() {
-        let (exporter, provider, _guard) = capture();
+        let capture = SpanCapture::start();
         let fake = Arc::new(FakeEmbedder::default());
         let mut config = config();
         config.embed_batch = 2;
         let state = AppState::new(&config, numbered(5), fake);
         let outer = tracing::info_span!("outer");
         state.build_index(1).instrument(outer).await.expect("index");
-        drop(provider.force_flush());
-        let spans = exporter.get_finished_spans().expect("spans");
+        let spans = capture.finished_spans();
         let embed = spans
             .iter()
             .find(|s| s.name == "catalog.embed")
@@ -596,13 +578,12 @@ mod spans {
 
     #[tokio::test]
     async fn a_failed_attempt_marks_catalog_embed_as_an_error() {
-        let (exporter, provider, _guard) = capture();
+        let capture = SpanCapture::start();
         let fake = Arc::new(FakeEmbedder::default());
         fake.fail_with(LlmError::Unreachable);
         let state = AppState::new(&config(), shop(), fake);
         assert!(state.build_index(3).await.is_err());
-        drop(provider.force_flush());
-        let spans = exporter.get_finished_spans().expect("spans");
+        let spans = capture.finished_spans();
         let embed = spans
             .iter()
             .find(|s| s.name == "catalog.embed")
@@ -618,7 +599,7 @@ mod spans {
     #[tokio::test]
     async fn retrieval_span_sits_under_the_server_span_with_its_attributes() {
         let (state, fake) = ready_state(shop()).await;
-        let (exporter, provider, _guard) = capture();
+        let capture = SpanCapture::start();
         let router = app(state);
         let (status, body) =
             recommend_json(&router, json!({"query": "Samsung 65 QLED", "top_k": 2})).await;
@@ -631,8 +612,7 @@ mod spans {
         let trace_id = body["error"]["trace_id"].as_str().expect("trace id");
         assert_eq!(trace_id.len(), 32, "{body}");
 
-        drop(provider.force_flush());
-        let spans = exporter.get_finished_spans().expect("spans");
+        let spans = capture.finished_spans();
         let server = spans
             .iter()
             .find(|s| s.name == "POST /v1/recommend")

@@ -18,11 +18,11 @@ use axum::response::Response;
 use axum::routing::any;
 use llm_client::{ChatMessage, ChatRequest, LlmConfig, Role};
 use opentelemetry::trace::TraceContextExt as _;
-use otlp_sink::{OtlpSink, SpanView};
+use otlp_sink::SpanView;
 use serde_json::{Value, json};
-use telemetry::{ServiceInfo, TelemetryConfig, TelemetryGuard};
+use telemetry::ServiceInfo;
+pub use test_harness::{TestEnv, WAIT};
 use tokio::net::TcpListener;
-use tokio::runtime::Runtime;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
@@ -31,8 +31,6 @@ pub const SERVICE: ServiceInfo = ServiceInfo {
     version: "9.9.9",
     site: "Bangalore",
 };
-
-pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Values the fake answers with, so tests can compare span attributes against them.
 pub const RESPONSE_ID: &str = "chatcmpl-fake-1";
@@ -48,50 +46,17 @@ pub const KIND_CLIENT: i32 = 3;
 /// OTLP status code ERROR.
 pub const STATUS_ERROR: i32 = 2;
 
-/// The process-wide environment: its own runtime (kept alive for the exporter and the
-/// servers), an OTLP sink and the initialised telemetry.
-pub struct TestEnv {
-    pub guard: TelemetryGuard,
-    pub policy: telemetry::PropagationPolicy,
-    pub sink: OtlpSink,
-    pub rt: Runtime,
-}
-
 /// Initialises telemetry once per test binary, exporting every signal to the sink over gRPC,
 /// with fast export settings so tests do not wait for the 5 s / 60 s defaults.
 pub fn env() -> &'static TestEnv {
     static ENV: OnceLock<TestEnv> = OnceLock::new();
     ENV.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let sink = rt.block_on(OtlpSink::start()).expect("sink");
-        let map: HashMap<&str, String> = [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.grpc_endpoint()),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "50".into()),
-            ("OTEL_METRIC_EXPORT_INTERVAL", "200".into()),
-            ("OTEL_BLRP_SCHEDULE_DELAY", "50".into()),
-            ("RUST_LOG", "info".into()),
-        ]
-        .into_iter()
-        .collect();
-        let config = TelemetryConfig::from_lookup(&SERVICE, |k| map.get(k).cloned());
-        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
-        let policy = config.propagation.clone();
-        // The gRPC exporter must be built inside the runtime that will drive its connection.
-        let guard = {
-            let _entered = rt.enter();
-            telemetry::init_with(SERVICE, config).expect("init")
-        };
-        TestEnv {
-            guard,
-            policy,
-            sink,
-            rt,
-        }
+        TestEnv::start(SERVICE, |sink| {
+            test_harness::vars(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.grpc_endpoint()),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+            ])
+        })
     })
 }
 

@@ -21,11 +21,11 @@ use std::sync::{Arc, OnceLock};
 
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
+use opentelemetry::Context;
 use opentelemetry::baggage::{BaggageExt, BaggageMetadata, KeyValueMetadata};
 use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
-use opentelemetry::{Context, KeyValue};
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
@@ -39,7 +39,7 @@ const BAGGAGE: &str = "baggage";
 /// against the older Level 1 grammar (one `@`, a vendor part under 14 characters) and would
 /// refuse members that Level 2 allows; we validated them ourselves and forward them as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteTrace {
+pub(crate) struct RemoteTrace {
     /// The caller's trace id.
     pub trace_id: TraceId,
     /// The caller's trace flags as received.
@@ -50,7 +50,7 @@ pub struct RemoteTrace {
 
 /// The trace flags to send for `span_context` in `cx`: sampled as decided, `random` as received
 /// for a caller's trace, and set for a trace started here.
-pub fn outgoing_flags(cx: &Context, span_context: &SpanContext) -> u8 {
+pub(crate) fn outgoing_flags(cx: &Context, span_context: &SpanContext) -> u8 {
     let sampled = if span_context.is_sampled() {
         traceparent::FLAG_SAMPLED
     } else {
@@ -66,7 +66,7 @@ pub fn outgoing_flags(cx: &Context, span_context: &SpanContext) -> u8 {
 }
 
 /// Formats the `traceparent` (version 00) value for `span_context` in `cx`.
-pub fn traceparent_value(cx: &Context, span_context: &SpanContext) -> String {
+pub(crate) fn traceparent_value(cx: &Context, span_context: &SpanContext) -> String {
     traceparent::format_traceparent(
         u128::from_be_bytes(span_context.trace_id().to_bytes()),
         u64::from_be_bytes(span_context.span_id().to_bytes()),
@@ -249,14 +249,6 @@ impl Injector for FilteringInjector<'_> {
             self.inner.set(key, value);
         }
     }
-}
-
-/// Copies `(key, value)` baggage entries of `cx` (helper for tests and handlers).
-pub fn baggage_entries(cx: &Context) -> Vec<KeyValue> {
-    cx.baggage()
-        .iter()
-        .map(|(k, (v, _))| KeyValue::new(k.clone(), v.to_string()))
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,22 +1,20 @@
 //! Shared test fixtures: a process-wide telemetry setup (the subscriber and providers are global,
-//! so each test binary initialises once and its tests share it), a header-capturing downstream,
-//! and small HTTP helpers.
+//! so each test binary initialises once and its tests share it; the set-up itself is
+//! `test_harness::TestEnv`), a header-capturing downstream, and small HTTP helpers.
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::any;
 use otlp_sink::OtlpSink;
-use telemetry::{ServiceInfo, TelemetryConfig, TelemetryGuard};
+use telemetry::ServiceInfo;
+pub use test_harness::{TestEnv, WAIT, vars};
 use tokio::net::TcpListener;
-use tokio::runtime::Runtime;
 
 pub const SERVICE: ServiceInfo = ServiceInfo {
     name: "telemetry-test",
@@ -24,58 +22,9 @@ pub const SERVICE: ServiceInfo = ServiceInfo {
     site: "Bangalore",
 };
 
-/// A process-wide environment: its own runtime (kept alive for the exporter and the servers),
-/// an OTLP sink and the initialised telemetry.
-pub struct TestEnv {
-    // Fields drop in order: the guard flushes while the sink and the runtime still run.
-    pub guard: TelemetryGuard,
-    pub policy: telemetry::PropagationPolicy,
-    pub sink: OtlpSink,
-    pub rt: Runtime,
-}
-
-/// Fast export settings so tests do not wait for the 5 s / 60 s defaults.
-pub const FAST: &[(&str, &str)] = &[
-    ("OTEL_BSP_SCHEDULE_DELAY", "50"),
-    ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
-    ("OTEL_BLRP_SCHEDULE_DELAY", "50"),
-    ("RUST_LOG", "info"),
-];
-
-/// Starts a sink, then initialises telemetry with `vars(&sink)` plus [`FAST`].
+/// Starts a sink, then initialises telemetry for [`SERVICE`] with `vars(&sink)`.
 pub fn start(vars: impl FnOnce(&OtlpSink) -> Vec<(String, String)>) -> TestEnv {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let sink = rt.block_on(OtlpSink::start()).expect("sink");
-    let mut map: HashMap<String, String> = FAST
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    map.extend(vars(&sink));
-    let config = TelemetryConfig::from_lookup(&SERVICE, |k| map.get(k).cloned());
-    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
-    let policy = config.propagation.clone();
-    // The gRPC exporter must be built inside the runtime that will drive its connection.
-    let guard = {
-        let _entered = rt.enter();
-        telemetry::init_with(SERVICE, config).expect("init")
-    };
-    TestEnv {
-        rt,
-        sink,
-        guard,
-        policy,
-    }
-}
-
-pub fn vars(pairs: &[(&str, String)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect()
+    TestEnv::start(SERVICE, vars)
 }
 
 /// A downstream that records the headers of every request and answers 200 `{}`.
@@ -142,8 +91,6 @@ pub fn header_values(headers: &HeaderMap, name: &str) -> Vec<String> {
         .collect()
 }
 
-pub const WAIT: Duration = Duration::from_secs(10);
-
 /// Drives one traced request through a server with [`telemetry::HttpServerLayer`] that calls a
 /// downstream with [`telemetry::TracedClient`] and logs inside the request; then checks that
 /// spans, metrics and logs reached the sink over `transport` with the right resource.
@@ -165,8 +112,7 @@ pub fn assert_signals_arrive(env: &TestEnv, transport: otlp_sink::Transport) {
                         async move {
                             tracing::info!(item = %id, "items.lookup.started");
                             let url = format!("http://localhost:{}/stock", downstream.port());
-                            let request = client.inner().get(url).build().expect("request");
-                            let _ = client.execute(request).await;
+                            let _ = client.get(url).send().await;
                             let cx = tracing::Span::current().context();
                             cx.span().span_context().trace_id().to_string()
                         }

@@ -4,7 +4,10 @@
 //! The harness POSTs a JSON array of `{"url", "arguments"}` to us with trace headers; for each
 //! element we POST `arguments` as JSON to `url` from a new CLIENT span of the incoming context,
 //! then answer 200. The test suite then checks which headers reached `url`. It exercises exactly
-//! the production path: [`crate::HttpServerLayer`] in, [`crate::TracedClient`] out.
+//! the production path: [`telemetry::HttpServerLayer`] in, [`telemetry::TracedClient`] out.
+//!
+//! It is test tooling, not part of the library: the `w3c_conformance` example serves it, and
+//! `tests/propagation.rs` drives it; both include this file with `#[path]`.
 
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -15,24 +18,23 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::client::TracedClient;
-use crate::server::HttpServerLayer;
+use telemetry::{HttpServerLayer, TracedClient};
 
 /// Most callbacks one harness request may ask for.
-pub const MAX_CASES: usize = 64;
+pub(crate) const MAX_CASES: usize = 64;
 
 /// One callback the harness asks for.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Case {
+pub(crate) struct Case {
     /// Where to POST.
-    pub url: String,
+    pub(crate) url: String,
     /// The JSON to POST there.
-    pub arguments: Value,
+    pub(crate) arguments: Value,
 }
 
 /// The router: `POST /test`, traced.
-pub fn router(client: TracedClient) -> Router {
+pub(crate) fn router(client: TracedClient) -> Router {
     Router::new()
         .route("/test", post(run))
         .layer(HttpServerLayer::new())
@@ -65,13 +67,15 @@ async fn run(
         }
     }
     for case in cases {
-        let request = match client.inner().post(&case.url).json(&case.arguments).build() {
-            Ok(request) => request,
-            Err(_) => return bad_request("could not build the callback request"),
-        };
-        if let Err(error) = client.execute(request).await {
+        match client.post(&case.url).json(&case.arguments).send().await {
+            Ok(_) => {}
+            Err(error) if error.is_builder() => {
+                return bad_request("could not build the callback request");
+            }
             // The harness only inspects what reached it; a failed callback is logged, not fatal.
-            tracing::warn!(error = %error, url = %case.url, "w3c_harness.callback.failed");
+            Err(error) => {
+                tracing::warn!(error = %error, url = %case.url, "w3c_harness.callback.failed");
+            }
         }
     }
     StatusCode::OK.into_response()
