@@ -272,7 +272,7 @@ impl OpenAiClient {
         let first = tokio::time::timeout(self.config.timeout, async {
             loop {
                 match bytes.next().await {
-                    Some(Ok(chunk)) if chunk.is_empty() => continue,
+                    Some(Ok(chunk)) if chunk.is_empty() => {}
                     other => return other,
                 }
             }

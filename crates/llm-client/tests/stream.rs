@@ -112,8 +112,10 @@ fn stream_split_awkwardly_accumulates_content_and_usage() {
                 .expect("seconds");
             assert!(ttfc >= 0.03, "the fake waited 30 ms: {ttfc}");
             // The span lasted until the stream ended, after the first chunk.
-            let span_secs =
-                (genai.span.end_time_unix_nano - genai.span.start_time_unix_nano) as f64 / 1e9;
+            let span_secs = std::time::Duration::from_nanos(
+                genai.span.end_time_unix_nano - genai.span.start_time_unix_nano,
+            )
+            .as_secs_f64();
             assert!(span_secs >= ttfc, "{span_secs} < {ttfc}");
             assert_eq!(genai.attr("error.type"), None);
 

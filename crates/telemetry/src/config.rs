@@ -306,7 +306,7 @@ impl TelemetryConfig {
         let metric_export_timeout = r.millis_or("OTEL_METRIC_EXPORT_TIMEOUT", 30000);
 
         let log_format = match r.get("LOG_FORMAT").as_deref() {
-            None | Some("human") | Some("text") => LogFormat::Human,
+            None | Some("human" | "text") => LogFormat::Human,
             Some("json") => LogFormat::Json,
             Some(other) => {
                 r.reject(

@@ -72,7 +72,10 @@ pub fn blocklist(blocklist: &HashSet<String>, customer_id: &str) -> RuleOutcome 
 /// scripted traffic).
 pub fn velocity(v: Velocity, limit: u32, window: Duration) -> RuleOutcome {
     let limit = f64::from(limit.max(1));
-    #[allow(clippy::cast_precision_loss)] // counts are capped far below 2^52
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "counts are capped far below 2^52"
+    )]
     let count = v.count as f64;
     if count <= limit {
         return RuleOutcome::quiet(Rule::Velocity);
@@ -146,7 +149,7 @@ pub fn payload_anomaly(question: &str) -> RuleOutcome {
 
     let chars = question.chars().count();
     if chars > LONG_QUESTION_CHARS {
-        #[allow(clippy::cast_precision_loss)] // at most 4000
+        #[expect(clippy::cast_precision_loss, reason = "at most 4000")]
         let over = (chars - LONG_QUESTION_CHARS) as f64 / 3000.0;
         signals.push((
             format!("long question ({chars} chars)"),
@@ -160,7 +163,7 @@ pub fn payload_anomaly(question: &str) -> RuleOutcome {
         .filter(|c| !c.is_whitespace() && !c.is_alphanumeric())
         .count();
     if visible >= 20 {
-        #[allow(clippy::cast_precision_loss)] // at most 4000
+        #[expect(clippy::cast_precision_loss, reason = "at most 4000")]
         let ratio = symbols as f64 / visible as f64;
         if ratio > 0.3 {
             signals.push((
@@ -186,7 +189,7 @@ pub fn payload_anomaly(question: &str) -> RuleOutcome {
         })
         .count();
     if urls >= MANY_URLS {
-        #[allow(clippy::cast_precision_loss)] // at most 4000
+        #[expect(clippy::cast_precision_loss, reason = "at most 4000")]
         let more = (urls - MANY_URLS) as f64;
         signals.push((format!("{urls} URLs"), (0.3 + 0.1 * more).min(0.6)));
     }
