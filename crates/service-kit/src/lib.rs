@@ -9,7 +9,7 @@
 //!   untraced `/healthz` and `/readyz` and JSON 404 / 405.
 //! - [`serve_on`], [`serve`] (`serve.rs`): serving until ctrl-c or SIGTERM, draining in-flight
 //!   requests for a bounded time.
-//! - [`testing`] (feature `testing`): reading response bodies in handler tests.
+//! - `testing` (feature `testing`): reading response bodies in handler tests.
 
 mod error;
 mod json;

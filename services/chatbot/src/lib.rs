@@ -10,12 +10,12 @@
 //!   `answer.rs`: the fan-out, degradation and the LLM call; `stream.rs`: the SSE answer.
 //! - [`AppError`] (`error.rs`): every failure and its JSON answer.
 //! - [`downstream`]: the fraud and recommendation calls, behind traits for tests.
-//! - [`prompt`]: the grounded prompt.
+//! - `prompt`: the grounded prompt.
 //!
 //! The request and reply types are [`contract::chat`]'s.
 
 pub mod downstream;
-pub mod prompt;
+mod prompt;
 
 mod answer;
 mod config;

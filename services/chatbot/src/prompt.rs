@@ -12,7 +12,7 @@ unavailable, say that you cannot look up products right now and ask the customer
 
 /// What the prompt is grounded in.
 #[derive(Debug, Clone, Copy)]
-pub enum Grounding<'a> {
+pub(crate) enum Grounding<'a> {
     /// The products retrieval found (possibly none).
     Products(&'a [Product]),
     /// Retrieval failed: the model must say so instead of claiming the product does not exist.
@@ -20,7 +20,7 @@ pub enum Grounding<'a> {
 }
 
 /// Builds the chat request for `question`.
-pub fn build(question: &str, grounding: Grounding<'_>, max_tokens: u32) -> ChatRequest {
+pub(crate) fn build(question: &str, grounding: Grounding<'_>, max_tokens: u32) -> ChatRequest {
     let mut system = String::from(INSTRUCTIONS);
     system.push_str("\n\nProducts:\n");
     let products = match grounding {

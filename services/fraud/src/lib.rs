@@ -10,18 +10,18 @@
 //! - [`Config`] (`config.rs`): settings from the environment.
 //! - [`AppState`], [`app`]: the state and the router; `routes.rs`: the handler; [`AppError`]
 //!   (`error.rs`): its failures as JSON answers.
-//! - [`rules`]: the rules (blocklist, velocity, prompt injection, abuse, payload anomalies) and
+//! - `rules`: the rules (blocklist, velocity, prompt injection, abuse, payload anomalies) and
 //!   how their scores combine.
-//! - [`velocity`]: the bounded sliding-window counter behind the velocity rule, with an
-//!   injectable [`velocity::Clock`].
+//! - `velocity`: the bounded sliding-window counter behind the velocity rule, with an
+//!   injectable `velocity::Clock`.
 //! - `patterns`: the injection and abuse word signatures, and why the list is short.
 
 mod config;
 mod error;
 mod patterns;
 mod routes;
-pub mod rules;
-pub mod velocity;
+mod rules;
+mod velocity;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -46,7 +46,7 @@ impl AppState {
     }
 
     /// State whose velocity rule reads `clock` (tests move it by hand).
-    pub fn with_clock(config: &Config, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn with_clock(config: &Config, clock: Arc<dyn Clock>) -> Self {
         let scorer = Scorer::new(
             config.blocklist.clone(),
             VelocitySettings {

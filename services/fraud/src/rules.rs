@@ -19,7 +19,7 @@ use crate::velocity::{Clock, Velocity, VelocityTracker};
 
 /// One rule's result.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RuleOutcome {
+pub(crate) struct RuleOutcome {
     /// The rule.
     pub rule: Rule,
     /// Score, 0..=1; zero means the rule did not fire.
@@ -38,7 +38,7 @@ impl RuleOutcome {
     }
 
     /// Whether the rule fired.
-    pub fn triggered(&self) -> bool {
+    pub(crate) fn triggered(&self) -> bool {
         self.score > 0.0
     }
 }
@@ -55,7 +55,7 @@ fn noisy_or(scores: impl IntoIterator<Item = f64>) -> f64 {
 }
 
 /// Rule: the customer is on the blocklist. Always blocks, whatever the other rules say.
-pub fn blocklist(blocklist: &HashSet<String>, customer_id: &str) -> RuleOutcome {
+pub(crate) fn blocklist(blocklist: &HashSet<String>, customer_id: &str) -> RuleOutcome {
     if blocklist.contains(customer_id) {
         RuleOutcome {
             rule: Rule::Blocklist,
@@ -70,7 +70,7 @@ pub fn blocklist(blocklist: &HashSet<String>, customer_id: &str) -> RuleOutcome 
 /// Rule: requests in the window beyond `limit`. One over the limit scores 0.6 (review with the
 /// default thresholds: a burst deserves a look), twice the limit scores 1 (block: sustained
 /// scripted traffic).
-pub fn velocity(v: Velocity, limit: u32, window: Duration) -> RuleOutcome {
+pub(crate) fn velocity(v: Velocity, limit: u32, window: Duration) -> RuleOutcome {
     let limit = f64::from(limit.max(1));
     #[expect(
         clippy::cast_precision_loss,
@@ -119,7 +119,7 @@ fn signature_outcome(
 }
 
 /// Rule: prompt-injection signatures and chat-template markers (see [`crate::patterns`]).
-pub fn prompt_injection(question: &str, words: &[String]) -> RuleOutcome {
+pub(crate) fn prompt_injection(question: &str, words: &[String]) -> RuleOutcome {
     let lower = question.to_lowercase();
     let marker = patterns::TEMPLATE_MARKERS
         .iter()
@@ -129,7 +129,7 @@ pub fn prompt_injection(question: &str, words: &[String]) -> RuleOutcome {
 }
 
 /// Rule: profanity, insults and threats (see [`crate::patterns`]).
-pub fn abuse(words: &[String]) -> RuleOutcome {
+pub(crate) fn abuse(words: &[String]) -> RuleOutcome {
     signature_outcome(Rule::Abuse, words, patterns::ABUSE, None)
 }
 
@@ -144,7 +144,7 @@ const MANY_URLS: usize = 3;
 
 /// Rule: signs the question was not typed by a shopper: very long, mostly symbols, long runs of
 /// one character, many URLs, control or invisible characters, base64 blobs.
-pub fn payload_anomaly(question: &str) -> RuleOutcome {
+pub(crate) fn payload_anomaly(question: &str) -> RuleOutcome {
     let mut signals: Vec<(String, f64)> = Vec::new();
 
     let chars = question.chars().count();
@@ -281,7 +281,7 @@ fn evaluate(name: Rule, rule: impl FnOnce() -> RuleOutcome) -> RuleOutcome {
 
 /// Decision thresholds on the combined score.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Thresholds {
+pub(crate) struct Thresholds {
     /// At or above: review.
     pub review: f64,
     /// At or above: block.
@@ -302,7 +302,7 @@ impl Thresholds {
 
 /// Velocity rule settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VelocitySettings {
+pub(crate) struct VelocitySettings {
     /// Sliding window.
     pub window: Duration,
     /// Requests allowed per window.
@@ -313,7 +313,7 @@ pub struct VelocitySettings {
 
 /// Runs every rule on a request and combines the results.
 #[derive(Debug)]
-pub struct Scorer {
+pub(crate) struct Scorer {
     blocklist: HashSet<String>,
     velocity: VelocityTracker,
     velocity_settings: VelocitySettings,
@@ -322,7 +322,7 @@ pub struct Scorer {
 
 impl Scorer {
     /// A scorer whose velocity rule reads `clock`.
-    pub fn new(
+    pub(crate) fn new(
         blocklist: HashSet<String>,
         velocity: VelocitySettings,
         thresholds: Thresholds,
@@ -344,7 +344,12 @@ impl Scorer {
     /// Scores a request as the service receives it. Requests without a known customer all carry
     /// the id `anonymous`; counting them as one customer would let a few strangers lock out
     /// every anonymous shopper, so their velocity is counted per session instead.
-    pub fn score_request(&self, customer_id: &str, session_id: &str, question: &str) -> Assessment {
+    pub(crate) fn score_request(
+        &self,
+        customer_id: &str,
+        session_id: &str,
+        question: &str,
+    ) -> Assessment {
         if customer_id == CustomerId::ANONYMOUS {
             self.score_keyed(customer_id, &format!("session:{session_id}"), question)
         } else {
@@ -353,7 +358,8 @@ impl Scorer {
     }
 
     /// Scores one request under a `fraud.score` span; every call counts towards velocity.
-    pub fn score(&self, customer_id: &str, question: &str) -> Assessment {
+    #[cfg(test)]
+    pub(crate) fn score(&self, customer_id: &str, question: &str) -> Assessment {
         self.score_keyed(customer_id, customer_id, question)
     }
 

@@ -12,14 +12,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A source of monotonic time, injectable so tests can move time by hand.
-pub trait Clock: Send + Sync + fmt::Debug {
+pub(crate) trait Clock: Send + Sync + fmt::Debug {
     /// Now.
     fn now(&self) -> Instant;
 }
 
 /// The real monotonic clock.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Instant {
@@ -28,32 +28,36 @@ impl Clock for SystemClock {
 }
 
 /// A clock that only moves when told to, for deterministic tests.
+#[cfg(test)]
 #[derive(Debug)]
-pub struct ManualClock {
+pub(crate) struct ManualClock {
     now: Mutex<Instant>,
 }
 
+#[cfg(test)]
 impl Default for ManualClock {
     fn default() -> Self {
         Self::new()
     }
 }
 
+#[cfg(test)]
 impl ManualClock {
     /// A clock stopped at the current instant.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             now: Mutex::new(Instant::now()),
         }
     }
 
     /// Moves the clock forward by `by`.
-    pub fn advance(&self, by: Duration) {
+    pub(crate) fn advance(&self, by: Duration) {
         let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
         *now += by;
     }
 }
 
+#[cfg(test)]
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
         *self.now.lock().unwrap_or_else(PoisonError::into_inner)
@@ -62,7 +66,7 @@ impl Clock for ManualClock {
 
 /// How many requests a customer made inside the window, this one included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Velocity {
+pub(crate) struct Velocity {
     /// Requests counted in the window (saturates at the per-customer cap).
     pub count: usize,
     /// True when `count` hit the cap, so the real number may be higher.
@@ -86,7 +90,7 @@ struct Inner {
 
 /// Sliding-window request counter per customer.
 #[derive(Debug)]
-pub struct VelocityTracker {
+pub(crate) struct VelocityTracker {
     window: Duration,
     cap: usize,
     max_customers: usize,
@@ -97,7 +101,12 @@ pub struct VelocityTracker {
 impl VelocityTracker {
     /// Counts over `window`; keeps at most `max_customers` customers and, per customer, enough
     /// timestamps to see twice `limit`.
-    pub fn new(window: Duration, limit: u32, max_customers: usize, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(
+        window: Duration,
+        limit: u32,
+        max_customers: usize,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let cap = usize::try_from(limit)
             .unwrap_or(usize::MAX)
             .saturating_mul(2)
@@ -112,7 +121,7 @@ impl VelocityTracker {
     }
 
     /// Records one request of `customer` now and returns the count inside the window.
-    pub fn record(&self, customer: &str) -> Velocity {
+    pub(crate) fn record(&self, customer: &str) -> Velocity {
         let now = self.clock.now();
         // A poisoned lock only means another request panicked mid-update; the counters are
         // still usable, and refusing to score would be worse.
@@ -165,7 +174,8 @@ impl VelocityTracker {
     }
 
     /// How many customers are tracked now.
-    pub fn tracked_customers(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn tracked_customers(&self) -> usize {
         self.inner
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -174,7 +184,8 @@ impl VelocityTracker {
     }
 
     /// Whether `customer` is tracked now.
-    pub fn is_tracked(&self, customer: &str) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_tracked(&self, customer: &str) -> bool {
         self.inner
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

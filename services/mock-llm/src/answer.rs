@@ -23,16 +23,16 @@ use catalog::PromptProduct;
 use crate::text::{self, fold_plural, is_stopword};
 
 /// The answer when no product in the prompt matches the question.
-pub const NOT_IN_CATALOG: &str = "Sorry, that product is not in the catalog: I could not find it \
+pub(crate) const NOT_IN_CATALOG: &str = "Sorry, that product is not in the catalog: I could not find it \
      among the ShopMax products. I can help with the price, features, stock and warehouse of the \
      products we carry.";
 
 /// The answer when the prompt says product lookup failed ([`catalog::LOOKUP_UNAVAILABLE`]).
-pub const LOOKUP_UNAVAILABLE: &str = "Sorry, I cannot look up ShopMax products right now. \
+pub(crate) const LOOKUP_UNAVAILABLE: &str = "Sorry, I cannot look up ShopMax products right now. \
      Please try again in a moment.";
 
 /// Whether any of `contents` says that product lookup failed.
-pub fn lookup_unavailable<'a>(contents: impl IntoIterator<Item = &'a str>) -> bool {
+pub(crate) fn lookup_unavailable<'a>(contents: impl IntoIterator<Item = &'a str>) -> bool {
     contents
         .into_iter()
         .flat_map(str::lines)
@@ -41,7 +41,7 @@ pub fn lookup_unavailable<'a>(contents: impl IntoIterator<Item = &'a str>) -> bo
 
 /// Every product written into any of `contents` (the messages, in order), first occurrence of
 /// each name only.
-pub fn grounding<'a>(contents: impl IntoIterator<Item = &'a str>) -> Vec<PromptProduct> {
+pub(crate) fn grounding<'a>(contents: impl IntoIterator<Item = &'a str>) -> Vec<PromptProduct> {
     let mut products: Vec<PromptProduct> = Vec::new();
     for line in contents.into_iter().flat_map(str::lines) {
         if let Some(product) = catalog::parse_prompt_line(line)
@@ -54,7 +54,7 @@ pub fn grounding<'a>(contents: impl IntoIterator<Item = &'a str>) -> Vec<PromptP
 }
 
 /// The answer to the last of `user_turns` (oldest first) from `products` alone.
-pub fn answer(products: &[PromptProduct], user_turns: &[&str]) -> String {
+pub(crate) fn answer(products: &[PromptProduct], user_turns: &[&str]) -> String {
     let Some(question) = user_turns.last() else {
         return NOT_IN_CATALOG.to_owned();
     };

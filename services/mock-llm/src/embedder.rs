@@ -9,9 +9,9 @@
 
 /// Dimensions when the request does not ask for others (the size of common small sentence
 /// encoders, so vectors stay cheap to store and compare).
-pub const DEFAULT_DIMENSIONS: usize = 384;
+pub(crate) const DEFAULT_DIMENSIONS: usize = 384;
 /// Most dimensions a request may ask for (text-embedding-3-large's size).
-pub const MAX_DIMENSIONS: usize = 3072;
+pub(crate) const MAX_DIMENSIONS: usize = 3072;
 
 const WORD_WEIGHT: f32 = 1.0;
 /// Low, so the dozen trigrams of a word do not outweigh the word itself.
@@ -33,7 +33,7 @@ const EXPANSIONS: &[(&str, &[&str])] = &[
 
 /// The embedding of `text` with `dimensions` components (at least 1), unit length unless the
 /// text has no letters or digits at all.
-pub fn embed(text: &str, dimensions: usize) -> Vec<f32> {
+pub(crate) fn embed(text: &str, dimensions: usize) -> Vec<f32> {
     let dimensions = dimensions.clamp(1, MAX_DIMENSIONS);
     let mut vector = vec![0.0f32; dimensions];
     let words = normalised_words(text);
@@ -62,7 +62,8 @@ pub fn embed(text: &str, dimensions: usize) -> Vec<f32> {
 }
 
 /// Cosine similarity of two vectors of equal length (0 if either is zero).
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+#[cfg(test)]
+pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
     let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -109,7 +109,7 @@ impl IntoResponse for OpenAiError {
 /// A JSON body parsed with [`OpenAiError`] rejections: 413 when too large, 400 for malformed JSON
 /// or the wrong shape. The content type is not checked, as OpenAI does not either.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct OpenAiJson<T>(pub T);
+pub(crate) struct OpenAiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for OpenAiJson<T>
 where

@@ -68,7 +68,7 @@ pub struct Fault {
 }
 
 /// `Retry-After` of the faults set through the environment.
-pub const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
+pub(crate) const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
 
 /// Faults queued by `POST /admin/faults`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -15,16 +15,16 @@
 //!
 //! # Layout
 //! - [`Config`] (`config.rs`): `MOCK_LLM_*` settings; [`AppState`] and [`app`]: the router.
-//! - `chat`, `embeddings`, `admin`, `routes` (models, 404, 405): the handlers; [`error`]:
+//! - `chat`, `embeddings`, `admin`, `routes` (models, 404, 405): the handlers; `error`:
 //!   OpenAI-format errors.
-//! - [`answer`]: the grounded answer rules; [`embedder`]: the hashing embedder.
-//! - [`tokens`]: tiktoken counting; [`faults`]: fault injection.
+//! - `answer`: the grounded answer rules; `embedder`: the hashing embedder.
+//! - `tokens`: tiktoken counting; `faults`: fault injection.
 
-pub mod answer;
-pub mod embedder;
-pub mod error;
-pub mod faults;
-pub mod tokens;
+mod answer;
+mod embedder;
+mod error;
+mod faults;
+mod tokens;
 
 mod admin;
 mod chat;

@@ -7,11 +7,11 @@ use std::fmt;
 use tiktoken_rs::CoreBPE;
 
 /// Framing tokens around every chat message for gpt-4o models (`<|start|>role<|message|>…<|end|>`).
-pub const TOKENS_PER_MESSAGE: usize = 3;
+pub(crate) const TOKENS_PER_MESSAGE: usize = 3;
 /// Extra token when a message carries a `name`.
-pub const TOKENS_PER_NAME: usize = 1;
+pub(crate) const TOKENS_PER_NAME: usize = 1;
 /// `<|start|>assistant<|message|>`, which primes every reply.
-pub const REPLY_PRIMING: usize = 3;
+pub(crate) const REPLY_PRIMING: usize = 3;
 
 /// One chat message as far as token counting is concerned.
 #[derive(Debug, Clone, Copy)]
@@ -103,7 +103,7 @@ impl Tokenizers {
 
 /// Splits `text` into the pieces a streaming model would send: one per token, except that
 /// tokens holding part of a multi-byte character are merged so every piece is valid UTF-8.
-pub fn stream_pieces(tokenizers: &Tokenizers, text: &str) -> Vec<String> {
+pub(crate) fn stream_pieces(tokenizers: &Tokenizers, text: &str) -> Vec<String> {
     let mut pieces = Vec::new();
     let mut pending: Vec<u8> = Vec::new();
     for token in tokenizers.chat_tokens(text) {

@@ -12,7 +12,7 @@ use tracing::Instrument as _;
 use tracing::field::Empty;
 
 /// L2-normalizes `v` in place; a zero vector stays zero (it then matches nothing).
-pub fn normalize(v: &mut [f32]) {
+pub(crate) fn normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 && norm.is_finite() {
         for x in v {
@@ -23,7 +23,7 @@ pub fn normalize(v: &mut [f32]) {
 
 /// Normalized product vectors, in catalog order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct VectorIndex {
+pub(crate) struct VectorIndex {
     vectors: Vec<Vec<f32>>,
     dims: usize,
     model: String,
@@ -35,7 +35,7 @@ fn invalid(reason: impl Into<String>) -> LlmError {
 }
 
 /// Checks that `v` has `dims` finite components.
-pub fn check_vector(v: &[f32], dims: usize) -> Result<(), LlmError> {
+pub(crate) fn check_vector(v: &[f32], dims: usize) -> Result<(), LlmError> {
     if v.len() != dims {
         return Err(invalid(format!(
             "embedding has {} dimensions, expected {dims}",
@@ -50,7 +50,10 @@ pub fn check_vector(v: &[f32], dims: usize) -> Result<(), LlmError> {
 
 impl VectorIndex {
     /// Normalizes and stores `vectors`; they must be non-empty, of one dimension, and finite.
-    pub fn new(mut vectors: Vec<Vec<f32>>, model: impl Into<String>) -> Result<Self, LlmError> {
+    pub(crate) fn new(
+        mut vectors: Vec<Vec<f32>>,
+        model: impl Into<String>,
+    ) -> Result<Self, LlmError> {
         let dims = vectors.first().map_or(0, Vec::len);
         if dims == 0 {
             return Err(invalid("empty embeddings"));
@@ -67,27 +70,23 @@ impl VectorIndex {
     }
 
     /// Vector dimension.
-    pub fn dims(&self) -> usize {
+    pub(crate) fn dims(&self) -> usize {
         self.dims
     }
 
     /// Number of vectors.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.vectors.len()
     }
 
-    /// Whether the index holds no vector.
-    pub fn is_empty(&self) -> bool {
-        self.vectors.is_empty()
-    }
-
     /// The model that embedded the catalog.
-    pub fn model(&self) -> &str {
+    pub(crate) fn model(&self) -> &str {
         &self.model
     }
 
     /// Every entry as `(position, cosine similarity)`, best first; ties keep catalog order.
-    pub fn rank(&self, query: &[f32]) -> Result<Vec<(usize, f32)>, LlmError> {
+    pub(crate) fn rank(&self, query: &[f32]) -> Result<Vec<(usize, f32)>, LlmError> {
         check_vector(query, self.dims)?;
         let mut q = query.to_vec();
         normalize(&mut q);
@@ -103,7 +102,7 @@ impl VectorIndex {
 }
 
 /// Runs `call` with a deadline; running out of time is [`LlmError::Timeout`].
-pub async fn with_deadline<T>(
+pub(crate) async fn with_deadline<T>(
     deadline: Duration,
     call: impl Future<Output = Result<T, LlmError>>,
 ) -> Result<T, LlmError> {
@@ -115,7 +114,7 @@ pub async fn with_deadline<T>(
 /// Embeds `texts` in batches of `batch` and returns the index. One root span `catalog.embed`
 /// covers the attempt, so its embeddings calls form one trace of their own rather than being
 /// scattered over as many traces as batches.
-pub async fn build(
+pub(crate) async fn build(
     embedder: &dyn EmbeddingClient,
     texts: &[String],
     batch: usize,

@@ -15,11 +15,11 @@
 //! - [`AppState::spawn_indexing`]: the background embedding of the catalog, with retries.
 //! - `routes.rs`: the handler and the traced vector search; [`AppError`] (`error.rs`): its
 //!   failures as JSON answers.
-//! - [`index`]: the normalized vector index and the batched, traced build.
+//! - `index`: the normalized vector index and the batched, traced build.
 
 mod config;
 mod error;
-pub mod index;
+mod index;
 mod routes;
 
 use std::sync::atomic::{AtomicBool, Ordering};
