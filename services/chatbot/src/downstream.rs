@@ -11,6 +11,24 @@ use contract::recommendation::{self, RecommendRequest, RecommendResponse};
 use serde::Serialize;
 use telemetry::{RequestOptions, TracedClient};
 
+/// The services the chatbot calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Fraud screening (Hyderabad).
+    Fraud,
+    /// Product recommendation (Mumbai).
+    Recommendation,
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Fraud => "fraud",
+            Self::Recommendation => "recommendation",
+        })
+    }
+}
+
 /// Why a downstream call gave no usable answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DownstreamError {
@@ -18,13 +36,13 @@ pub enum DownstreamError {
     #[error("{service} did not answer in time")]
     Timeout {
         /// Which service.
-        service: &'static str,
+        service: Service,
     },
     /// Unreachable, or answered with an error status.
     #[error("{service} is unavailable ({detail})")]
     Unavailable {
         /// Which service.
-        service: &'static str,
+        service: Service,
         /// Status code or transport failure kind.
         detail: String,
     },
@@ -32,7 +50,7 @@ pub enum DownstreamError {
     #[error("{service} rejected the request ({status})")]
     Rejected {
         /// Which service.
-        service: &'static str,
+        service: Service,
         /// The 4xx status.
         status: u16,
     },
@@ -40,7 +58,7 @@ pub enum DownstreamError {
     #[error("{service} answered malformed JSON")]
     Invalid {
         /// Which service.
-        service: &'static str,
+        service: Service,
     },
 }
 
@@ -65,7 +83,7 @@ pub trait Recommender: Send + Sync + fmt::Debug {
 /// POSTs JSON to an internal service and reads JSON back, with one deadline for the whole call.
 async fn post_json<Req: Serialize + Sync, Resp: serde::de::DeserializeOwned>(
     client: &TracedClient,
-    service: &'static str,
+    service: Service,
     url: &str,
     template: &'static str,
     body: &Req,
@@ -137,7 +155,7 @@ impl FraudScorer for HttpFraudScorer {
     async fn score(&self, request: &ScoreRequest) -> Result<Assessment, DownstreamError> {
         post_json(
             &self.client,
-            "fraud",
+            Service::Fraud,
             &self.url,
             fraud::PATH,
             request,
@@ -179,7 +197,7 @@ impl Recommender for HttpRecommender {
         };
         post_json(
             &self.client,
-            "recommendation",
+            Service::Recommendation,
             &self.url,
             recommendation::PATH,
             &body,

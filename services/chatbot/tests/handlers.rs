@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use chatbot::downstream::{DownstreamError, FraudScorer, Recommender};
+use chatbot::downstream::{DownstreamError, FraudScorer, Recommender, Service};
 use chatbot::{AppState, Config, app};
 use contract::chat::ChatReply;
 use contract::fraud::{
@@ -275,7 +275,7 @@ async fn chat_returns_403_with_reasons_when_fraud_blocks() {
 async fn chat_degrades_when_recommendation_is_down() {
     let setup = Setup {
         recs: Err(DownstreamError::Timeout {
-            service: "recommendation",
+            service: Service::Recommendation,
         }),
         ..Setup::default()
     };
@@ -299,7 +299,7 @@ async fn chat_degrades_when_recommendation_is_down() {
 async fn chat_returns_502_and_does_not_fail_open_when_fraud_rejects_the_request() {
     let setup = Setup {
         fraud: Err(DownstreamError::Rejected {
-            service: "fraud",
+            service: Service::Fraud,
             status: 422,
         }),
         ..Setup::default()
@@ -346,7 +346,7 @@ fn zero_timeouts_and_token_budgets_are_refused_at_start_up() {
 async fn chat_fails_open_or_closed_when_fraud_is_down() {
     let down = || {
         Err(DownstreamError::Unavailable {
-            service: "fraud",
+            service: Service::Fraud,
             detail: "connect".into(),
         })
     };
