@@ -15,6 +15,7 @@
 //! - [`Reader`]: typed reads (`string_or`, `parse_or`, `bool_or`, `range_or`, `positive_or`,
 //!   `millis_or`, `positive_millis_or`, `list`) that record problems instead of returning early.
 //! - [`ConfigError`]: the strict outcome; [`Reader::into_warnings`]: the lenient one.
+//! - [`FromEnv`]: what a settings struct implements to get `from_env()` and `from_lookup()`.
 //! - [`process`], [`from_pairs`]: lookup functions over the process environment or a fixed set.
 
 use std::collections::HashMap;
@@ -239,6 +240,27 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Settings read strictly from the environment: implement [`FromEnv::read`] once, and get
+/// `from_env()` (the process environment) and `from_lookup()` (a map, in tests) that fail on the
+/// first bad value. Settings that embed other settings call their `read` on the same reader, so
+/// every problem is judged together.
+pub trait FromEnv: Sized {
+    /// Reads every variable, recording problems on `env` instead of returning early.
+    fn read(env: &mut Reader<'_>) -> Self;
+
+    /// Reads variables through `lookup`; the first bad value is the error.
+    fn from_lookup(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        let mut env = Reader::new(lookup);
+        let value = Self::read(&mut env);
+        env.finish_with(value)
+    }
+
+    /// Reads the process environment; the first bad value is the error.
+    fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&process())
+    }
+}
+
 /// Splits `a, b,,c` into `["a", "b", "c"]`.
 pub fn split_list(value: &str) -> Vec<String> {
     value
@@ -392,6 +414,35 @@ mod tests {
             r.first_of(&["X", "S", "G"]),
             Some(("S".to_owned(), "s".to_owned()))
         );
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Settings {
+        port: u16,
+        timeout: Duration,
+    }
+
+    impl FromEnv for Settings {
+        fn read(env: &mut Reader<'_>) -> Self {
+            Self {
+                port: env.parse_or("PORT", 80),
+                timeout: env.positive_millis_or("TIMEOUT_MS", 1000),
+            }
+        }
+    }
+
+    #[test]
+    fn from_env_types_read_strictly() {
+        let ok = Settings::from_lookup(&from_pairs(&[("PORT", "8080")])).expect("valid");
+        assert_eq!(
+            ok,
+            Settings {
+                port: 8080,
+                timeout: Duration::from_secs(1)
+            }
+        );
+        let error = Settings::from_lookup(&from_pairs(&[("TIMEOUT_MS", "0")])).expect_err("zero");
+        assert_eq!(error.key, "TIMEOUT_MS");
     }
 
     #[test]

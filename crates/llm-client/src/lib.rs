@@ -25,6 +25,7 @@ mod sse;
 mod stream;
 mod wire;
 
+use env_config::FromEnv;
 use std::fmt;
 use std::pin::Pin;
 use std::time::Duration;
@@ -82,7 +83,7 @@ pub struct LlmConfig {
     pub capture_content: bool,
 }
 
-impl LlmConfig {
+impl FromEnv for LlmConfig {
     /// Reads `LLM_BASE_URL` (default `http://localhost:8090/v1`, the mock), `LLM_API_KEY`
     /// (or `OPENAI_API_KEY`), `LLM_MODEL` (`gpt-4o-mini`), `LLM_EMBEDDING_MODEL`
     /// (`text-embedding-3-small`), `LLM_PROVIDER` (`openai`), `LLM_TIMEOUT_MS` (30000, above
@@ -91,7 +92,7 @@ impl LlmConfig {
     ///
     /// Problems are recorded on `env`, so a service reads these settings with its own reader and
     /// judges them all at once when it finishes.
-    pub fn read(env: &mut env_config::Reader<'_>) -> Self {
+    fn read(env: &mut env_config::Reader<'_>) -> Self {
         let base_url = env
             .string_or("LLM_BASE_URL", "http://localhost:8090/v1")
             .trim_end_matches('/')
@@ -117,15 +118,6 @@ impl LlmConfig {
             capture_content: env
                 .bool_or("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", false),
         }
-    }
-
-    /// [`LlmConfig::read`] on its own reader: the settings, or the first problem.
-    pub fn from_lookup(
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, env_config::ConfigError> {
-        let mut env = env_config::Reader::new(lookup);
-        let config = Self::read(&mut env);
-        env.finish_with(config)
     }
 }
 

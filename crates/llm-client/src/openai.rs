@@ -465,6 +465,7 @@ async fn read_parsed<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use env_config::FromEnv as _;
 
     #[test]
     fn debug_never_shows_the_key() {

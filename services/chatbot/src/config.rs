@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use env_config::{ConfigError, Lookup, Reader};
+use env_config::{FromEnv, Reader};
 use llm_client::LlmConfig;
 
 /// Chatbot settings.
@@ -29,16 +29,10 @@ pub struct Config {
     pub llm: LlmConfig,
 }
 
-impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(&env_config::process())
-    }
-
-    /// Reads variables through `lookup`; a malformed or out-of-range value is an error, so the
-    /// service never starts on a typo.
-    pub fn from_lookup(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
-        let mut env = Reader::new(lookup);
+impl FromEnv for Config {
+    /// Reads every variable; a malformed or out-of-range value is recorded, so the service
+    /// never starts on a typo.
+    fn read(env: &mut Reader<'_>) -> Self {
         let port = env.parse_or("PORT", 8080);
         let fraud_url = env.string_or("FRAUD_URL", "http://localhost:8082");
         let recommendation_url = env.string_or("RECOMMENDATION_URL", "http://localhost:8081");
@@ -48,8 +42,8 @@ impl Config {
         let max_answer_tokens = env.range_or("CHATBOT_MAX_ANSWER_TOKENS", 256, 1..=u32::MAX);
         let channel = env.string_or("CHATBOT_CHANNEL", "web");
         let fraud_fail_open = env.bool_or("CHATBOT_FRAUD_FAIL_OPEN", true);
-        let llm = LlmConfig::read(&mut env);
-        env.finish_with(Self {
+        let llm = LlmConfig::read(env);
+        Self {
             port,
             fraud_url,
             recommendation_url,
@@ -59,6 +53,6 @@ impl Config {
             channel,
             fraud_fail_open,
             llm,
-        })
+        }
     }
 }

@@ -36,6 +36,14 @@ pub use error::AppError;
 
 use downstream::{FraudScorer, HttpFraudScorer, HttpRecommender, Recommender};
 
+/// Who this service is in telemetry: `service.name`, `service.version` and its site
+/// (`geo.locality.name`).
+pub const SERVICE: telemetry::ServiceInfo = telemetry::ServiceInfo {
+    name: "chatbot",
+    version: env!("CARGO_PKG_VERSION"),
+    site: "Bangalore",
+};
+
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct AppState {

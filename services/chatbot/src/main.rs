@@ -2,14 +2,11 @@
 
 use anyhow::Context as _;
 use chatbot::{AppState, Config, app};
+use env_config::FromEnv as _;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let guard = telemetry::init(telemetry::ServiceInfo {
-        name: "chatbot",
-        version: env!("CARGO_PKG_VERSION"),
-        site: "Bangalore",
-    })?;
+    let guard = telemetry::init(chatbot::SERVICE)?;
     let config = Config::from_env().context("invalid configuration")?;
     let port = config.port;
     let state = AppState::from_config(config, guard.propagation_policy())

@@ -1,5 +1,6 @@
 //! Handler tests with fake dependencies, through the router (`oneshot`).
 
+use env_config::FromEnv as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! exporting over OTLP/gRPC to a receiver in this test. A seed question must give the seed
 //! answer and exactly one trace of the expected shape, down to the LLM span.
 
+use env_config::FromEnv as _;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use env_config::{ConfigError, Lookup, Reader};
+use env_config::{FromEnv, Reader};
 
 /// Service settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,17 +46,11 @@ impl Default for Config {
     }
 }
 
-impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(&env_config::process())
-    }
-
-    /// Reads settings through `lookup`; a malformed or out-of-range value is an error, so the
-    /// service never starts on a typo.
-    pub fn from_lookup(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+impl FromEnv for Config {
+    /// Reads every variable; a malformed or out-of-range value is recorded, so the service
+    /// never starts on a typo.
+    fn read(env: &mut Reader<'_>) -> Self {
         let d = Self::default();
-        let mut env = Reader::new(lookup);
         let window_secs = env.range_or(
             "FRAUD_VELOCITY_WINDOW_SECS",
             d.velocity_window.as_secs(),
@@ -70,7 +64,7 @@ impl Config {
             review_threshold <= block_threshold,
             "must not exceed FRAUD_BLOCK_THRESHOLD",
         );
-        let config = Self {
+        Self {
             port: env.parse_or("PORT", d.port),
             velocity_window: Duration::from_secs(window_secs),
             velocity_limit: env.range_or(
@@ -90,14 +84,14 @@ impl Config {
                 .collect(),
             review_threshold,
             block_threshold,
-        };
-        env.finish_with(config)
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use env_config::ConfigError;
     use rstest::rstest;
 
     fn read(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {

@@ -33,6 +33,14 @@ pub use error::AppError;
 use rules::{Scorer, Thresholds, VelocitySettings};
 use velocity::{Clock, SystemClock};
 
+/// Who this service is in telemetry: `service.name`, `service.version` and its site
+/// (`geo.locality.name`).
+pub const SERVICE: telemetry::ServiceInfo = telemetry::ServiceInfo {
+    name: "fraud",
+    version: env!("CARGO_PKG_VERSION"),
+    site: "Hyderabad",
+};
+
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use env_config::{ConfigError, Lookup, Reader};
+use env_config::{FromEnv, Reader};
 
 use crate::FaultMode;
 
@@ -23,26 +23,22 @@ pub struct Config {
     pub fault: FaultMode,
 }
 
-impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(&env_config::process())
-    }
-
-    /// Reads settings through `lookup`; an unparsable value is an error, not a silent default.
-    pub fn from_lookup(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
-        let mut env = Reader::new(lookup);
-        let config = Self {
+impl FromEnv for Config {
+    /// Reads every variable; a malformed or out-of-range value is recorded, so the service
+    /// never starts on a typo.
+    fn read(env: &mut Reader<'_>) -> Self {
+        Self {
             port: env.parse_or("MOCK_LLM_PORT", 8090),
             ttft: env.millis_or("MOCK_LLM_TTFT_MS", 250),
             token_delay: env.millis_or("MOCK_LLM_TOKEN_DELAY_MS", 12),
             embed_delay: env.millis_or("MOCK_LLM_EMBED_DELAY_MS", 15),
             slow: env.millis_or("MOCK_LLM_SLOW_MS", 15_000),
             fault: env.parse_or("MOCK_LLM_FAULT", FaultMode::None),
-        };
-        env.finish_with(config)
+        }
     }
+}
 
+impl Config {
     /// Defaults without any delay, for tests.
     pub fn for_tests() -> Self {
         Self {

@@ -55,6 +55,14 @@ pub const MODELS: &[(&str, u64)] = &[
     ("text-embedding-3-small", 1_705_948_997),
 ];
 
+/// Who this service is in telemetry: `service.name`, `service.version` and its site
+/// (`geo.locality.name`).
+pub const SERVICE: telemetry::ServiceInfo = telemetry::ServiceInfo {
+    name: "mock-llm",
+    version: env!("CARGO_PKG_VERSION"),
+    site: "local",
+};
+
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -233,6 +241,8 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use env_config::FromEnv as _;
 
     use super::test_support::*;
     use super::*;

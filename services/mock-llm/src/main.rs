@@ -2,16 +2,13 @@
 //! `0.0.0.0:$MOCK_LLM_PORT` until ctrl-c or SIGTERM.
 
 use anyhow::Context as _;
+use env_config::FromEnv as _;
 use mock_llm::{AppState, Config, app};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // Logs only: the mock plays an external provider, so it makes no spans of its own.
-    let _telemetry = telemetry::init(telemetry::ServiceInfo {
-        name: "mock-llm",
-        version: env!("CARGO_PKG_VERSION"),
-        site: "local",
-    })?;
+    let _telemetry = telemetry::init(mock_llm::SERVICE)?;
     let config = Config::from_env().context("invalid MOCK_LLM_* setting")?;
     let state = AppState::from_config(config.clone()).context("loading the tokenizers")?;
     tracing::info!(

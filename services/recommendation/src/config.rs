@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use env_config::{ConfigError, Lookup, Reader};
+use env_config::{FromEnv, Reader};
 use llm_client::LlmConfig;
 
 /// Service settings.
@@ -25,15 +25,10 @@ pub struct Config {
     pub llm: LlmConfig,
 }
 
-impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(&env_config::process())
-    }
-
-    /// Reads settings through `lookup`; a malformed or out-of-range value is an error.
-    pub fn from_lookup(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
-        let mut env = Reader::new(lookup);
+impl FromEnv for Config {
+    /// Reads every variable; a malformed or out-of-range value is recorded, so the service
+    /// never starts on a typo.
+    fn read(env: &mut Reader<'_>) -> Self {
         let index_retry_initial =
             env.positive_millis_or("RECOMMENDATION_INDEX_RETRY_INITIAL_MS", 500);
         let index_retry_max = env.positive_millis_or("RECOMMENDATION_INDEX_RETRY_MAX_MS", 30_000);
@@ -45,14 +40,14 @@ impl Config {
         let port = env.parse_or("PORT", 8081);
         let embed_batch = env.range_or("RECOMMENDATION_EMBED_BATCH", 16, 1..=2048);
         let embed_timeout = env.positive_millis_or("RECOMMENDATION_EMBED_TIMEOUT_MS", 10_000);
-        let llm = LlmConfig::read(&mut env);
-        env.finish_with(Self {
+        let llm = LlmConfig::read(env);
+        Self {
             port,
             embed_batch,
             embed_timeout,
             index_retry_initial,
             index_retry_max,
             llm,
-        })
+        }
     }
 }

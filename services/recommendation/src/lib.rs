@@ -48,6 +48,14 @@ pub(crate) struct Shared {
     pub(crate) capture_content: bool,
 }
 
+/// Who this service is in telemetry: `service.name`, `service.version` and its site
+/// (`geo.locality.name`).
+pub const SERVICE: telemetry::ServiceInfo = telemetry::ServiceInfo {
+    name: "recommendation",
+    version: env!("CARGO_PKG_VERSION"),
+    site: "Mumbai",
+};
+
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {

@@ -2,15 +2,12 @@
 //! embedding, serve until SIGTERM.
 
 use anyhow::Context as _;
+use env_config::FromEnv as _;
 use recommendation::{AppState, Config, app};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let guard = telemetry::init(telemetry::ServiceInfo {
-        name: "recommendation",
-        version: env!("CARGO_PKG_VERSION"),
-        site: "Mumbai",
-    })?;
+    let guard = telemetry::init(recommendation::SERVICE)?;
     let config = Config::from_env().context("invalid configuration")?;
     let state = AppState::from_config(&config, guard.propagation_policy())
         .context("building the embeddings client")?;

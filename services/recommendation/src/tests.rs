@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicUsize;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use env_config::FromEnv as _;
 use llm_client::Embeddings;
 use rstest::rstest;
 use serde_json::{Value, json};
