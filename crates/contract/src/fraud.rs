@@ -93,6 +93,7 @@ pub struct Reason {
     /// What the rule saw, for a human reviewer.
     pub detail: String,
     /// The rule's score, 0..=1, three decimals.
+    #[serde(default)]
     pub score: f64,
 }
 
@@ -103,7 +104,8 @@ pub struct Assessment {
     pub risk_score: f64,
     /// The decision.
     pub decision: Decision,
-    /// The rules that fired, highest score first.
+    /// The rules that fired, highest score first (none when absent).
+    #[serde(default)]
     pub reasons: Vec<Reason>,
 }
 

@@ -167,11 +167,14 @@ impl<'a> Reader<'a> {
 
     /// A whole number above zero (a size or a count, where zero would disable the thing sized);
     /// `default` when unset, unparsable or zero (recorded).
-    pub fn positive_or(&mut self, key: &str, default: usize) -> usize {
+    pub fn positive_or<T>(&mut self, key: &str, default: T) -> T
+    where
+        T: FromStr + Display + PartialOrd + Default,
+    {
         match self.get(key) {
             None => default,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if n > 0 => n,
+            Some(v) => match v.parse::<T>() {
+                Ok(n) if n > T::default() => n,
                 _ => {
                     self.reject(
                         key,
@@ -181,6 +184,27 @@ impl<'a> Reader<'a> {
                     default
                 }
             },
+        }
+    }
+
+    /// An `http://` or `https://` URL with a host, without trailing slashes; `default` when unset
+    /// or anything else (recorded): a service must not start pointing at nothing.
+    pub fn http_url_or(&mut self, key: &str, default: &str) -> String {
+        let Some(value) = self.get(key) else {
+            return default.trim_end_matches('/').to_owned();
+        };
+        let host = value
+            .strip_prefix("http://")
+            .or_else(|| value.strip_prefix("https://"))
+            .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+        match host {
+            Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
+                value.trim_end_matches('/').to_owned()
+            }
+            _ => {
+                self.reject(key, "must be an http(s) URL", Some(default.to_owned()));
+                default.trim_end_matches('/').to_owned()
+            }
         }
     }
 
@@ -402,6 +426,32 @@ mod tests {
         r.check("A", true, "fine");
         r.check("B", false, "must not exceed C");
         assert_eq!(r.into_warnings(), vec!["B: must not exceed C".to_owned()]);
+    }
+
+    #[rstest]
+    #[case("http://fraud:8082", Some("http://fraud:8082"))]
+    #[case("https://api.openai.com/v1/", Some("https://api.openai.com/v1"))]
+    #[case("notaurl", None)]
+    #[case("ftp://x", None)]
+    #[case("http://", None)]
+    #[case("http:///path", None)]
+    fn urls_must_be_http_with_a_host(#[case] value: &str, #[case] expected: Option<&str>) {
+        let lookup = from_pairs(&[("URL", value)]);
+        let mut r = Reader::new(&lookup);
+        let url = r.http_url_or("URL", "http://localhost:1/");
+        match expected {
+            Some(expected) => {
+                assert_eq!(url, expected);
+                assert_eq!(r.finish(), Ok(()));
+            }
+            None => {
+                assert_eq!(url, "http://localhost:1");
+                assert_eq!(
+                    r.finish().expect_err(value).reason,
+                    "must be an http(s) URL"
+                );
+            }
+        }
     }
 
     #[test]

@@ -93,15 +93,7 @@ impl FromEnv for LlmConfig {
     /// Problems are recorded on `env`, so a service reads these settings with its own reader and
     /// judges them all at once when it finishes.
     fn read(env: &mut env_config::Reader<'_>) -> Self {
-        let base_url = env
-            .string_or("LLM_BASE_URL", "http://localhost:8090/v1")
-            .trim_end_matches('/')
-            .to_owned();
-        env.check(
-            "LLM_BASE_URL",
-            base_url.starts_with("http://") || base_url.starts_with("https://"),
-            "must be an http(s) URL",
-        );
+        let base_url = env.http_url_or("LLM_BASE_URL", "http://localhost:8090/v1");
         Self {
             base_url,
             api_key: env

@@ -51,10 +51,45 @@ where
             }
             None => return Err(ApiError::bad_request("the request body is empty")),
         }
-        match Json::<T>::from_bytes(&bytes) {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(rejection_to_error(rejection)),
+        parse(&bytes).map(Self)
+    }
+}
+
+/// Parses a JSON body as axum's `Json` does (serde with the path of the failing field, trailing
+/// characters refused), but words a shape error for a person: `customer_id: must be ...`, not
+/// "Failed to deserialize the JSON body into the target type: ... at line 1 column 81".
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_data() {
+            ApiError::unprocessable(with_path(&path, &without_location(&inner)))
+        } else {
+            ApiError::bad_request(format!("malformed JSON: {inner}"))
         }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// serde_json's message without its " at line L column C" suffix.
+fn without_location(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    message
+        .strip_suffix(&suffix)
+        .map_or(message.clone(), str::to_owned)
+}
+
+/// `path: message`, unless the error is about the whole body or already names its field.
+fn with_path(path: &str, message: &str) -> String {
+    if path == "." || message.starts_with(path) {
+        message.to_owned()
+    } else {
+        format!("{path}: {message}")
     }
 }
 

@@ -143,6 +143,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn shape_errors_name_the_field_without_parser_noise() {
+        for (body, expected) in [
+            (
+                r#"{"question":1}"#,
+                "question: invalid type: integer `1`, expected a string",
+            ),
+            (r#"{}"#, "missing field `question`"),
+            (
+                r#"{"question":"x","extra":1}"#,
+                "extra: unknown field `extra`, expected `question`",
+            ),
+        ] {
+            let (status, json) = call(Some("application/json"), body).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+            assert_eq!(json["error"]["message"], expected, "{body}");
+        }
+        let (status, json) = call(Some("application/json"), r#"{"question":"x"} trailing"#).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    }
+
+    #[tokio::test]
     async fn oversized_bodies_with_a_content_length_get_a_json_413() {
         let body = vec![b' '; MAX_BODY_BYTES + 1];
         let request = Request::post("/ask")

@@ -80,8 +80,9 @@ async fn gather(
             }
             Some(verdict)
         }
-        Err(error @ DownstreamError::Rejected { .. }) => {
-            // A 4xx from fraud is a contract bug between us, not an outage: failing open on it
+        Err(error @ (DownstreamError::Rejected { .. } | DownstreamError::Invalid { .. })) => {
+            // A 4xx from fraud, or a verdict we cannot read (a decision or rule this build does
+            // not know), is a contract break between us, not an outage: failing open on it
             // would quietly switch screening off.
             tracing::error!(error = %error, "chat.fraud.rejected");
             return Err(AppError::FraudRejected);

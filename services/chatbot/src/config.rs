@@ -34,12 +34,12 @@ impl FromEnv for Config {
     /// never starts on a typo.
     fn read(env: &mut Reader<'_>) -> Self {
         let port = env.parse_or("PORT", 8080);
-        let fraud_url = env.string_or("FRAUD_URL", "http://localhost:8082");
-        let recommendation_url = env.string_or("RECOMMENDATION_URL", "http://localhost:8081");
+        let fraud_url = env.http_url_or("FRAUD_URL", "http://localhost:8082");
+        let recommendation_url = env.http_url_or("RECOMMENDATION_URL", "http://localhost:8081");
         let downstream_timeout = env.positive_millis_or("CHATBOT_DOWNSTREAM_TIMEOUT_MS", 3000);
         let top_k = env.range_or("CHATBOT_TOP_K", 3, 1..=contract::recommendation::MAX_TOP_K);
         // Zero would fail every request: the model could not say anything.
-        let max_answer_tokens = env.range_or("CHATBOT_MAX_ANSWER_TOKENS", 256, 1..=u32::MAX);
+        let max_answer_tokens = env.positive_or("CHATBOT_MAX_ANSWER_TOKENS", 256);
         let channel = env.string_or("CHATBOT_CHANNEL", "web");
         let fraud_fail_open = env.bool_or("CHATBOT_FRAUD_FAIL_OPEN", true);
         let llm = LlmConfig::read(env);

@@ -18,8 +18,9 @@ pub enum AppError {
     /// Fraud screening blocked the request (403 `blocked`, with the verdict).
     #[error("this request was blocked by fraud screening")]
     Blocked(Assessment),
-    /// Fraud refused our request with a 4xx: a contract bug between the services, not an
-    /// outage, so it is never failed open (502 `fraud_unavailable`).
+    /// Fraud refused our request with a 4xx, or answered a verdict we cannot read: a contract
+    /// break between the services, not an outage, so it is never failed open (502
+    /// `fraud_unavailable`).
     #[error("fraud screening could not assess this request")]
     FraudRejected,
     /// Fraud is down and the chatbot fails closed (503 `fraud_unavailable`).

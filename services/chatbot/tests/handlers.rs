@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use chatbot::downstream::{DownstreamError, FraudScorer, Recommender, Service};
+use chatbot::downstream::{DownstreamError, FraudScorer, HttpFraudScorer, Recommender, Service};
 use chatbot::{AppState, Config, app};
 use contract::chat::ChatReply;
 use contract::fraud::{
@@ -14,6 +14,7 @@ use contract::fraud::{
 };
 use contract::recommendation::{RecommendResponse as Recommendations, ScoredProduct};
 use llm_client::{ChatRequest, ChatResponse, ChatStream, LlmClient, LlmError, StreamEvent, Usage};
+use telemetry::{PropagationPolicy, TracedClient};
 use tower::ServiceExt as _;
 
 #[derive(Debug, Default)]
@@ -241,10 +242,14 @@ async fn chat_returns_422_for_unknown_fields_and_bad_ids() {
         .ask(serde_json::json!({ "question": "q", "prompt": "x" }))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, _) = setup
+    let (status, body) = setup
         .ask(serde_json::json!({ "question": "q", "customer_id": "a b" }))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["error"]["message"],
+        "customer_id must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'"
+    );
 }
 
 #[tokio::test]
@@ -296,13 +301,15 @@ async fn chat_degrades_when_recommendation_is_down() {
     );
 }
 
+#[rstest::rstest]
+#[case::rejected(DownstreamError::Rejected { service: Service::Fraud, status: 422 })]
+#[case::unreadable_verdict(DownstreamError::Invalid { service: Service::Fraud })]
 #[tokio::test]
-async fn chat_returns_502_and_does_not_fail_open_when_fraud_rejects_the_request() {
+async fn chat_returns_502_and_does_not_fail_open_when_fraud_breaks_the_contract(
+    #[case] error: DownstreamError,
+) {
     let setup = Setup {
-        fraud: Err(DownstreamError::Rejected {
-            service: Service::Fraud,
-            status: 422,
-        }),
+        fraud: Err(error),
         ..Setup::default()
     };
     let (status, body) = setup.ask(question()).await;
@@ -338,6 +345,15 @@ fn zero_timeouts_and_token_budgets_are_refused_at_start_up() {
         "LLM_TIMEOUT_MS",
     ] {
         let lookup = env_config::from_pairs(&[(key, "0")]);
+        let error = Config::from_lookup(&lookup).expect_err(key);
+        assert_eq!(error.key, key);
+    }
+}
+
+#[test]
+fn downstream_urls_that_are_not_http_are_refused_at_start_up() {
+    for key in ["FRAUD_URL", "RECOMMENDATION_URL", "LLM_BASE_URL"] {
+        let lookup = env_config::from_pairs(&[(key, "notaurl")]);
         let error = Config::from_lookup(&lookup).expect_err(key);
         assert_eq!(error.key, key);
     }
@@ -423,4 +439,71 @@ async fn chat_streams_meta_deltas_and_done_as_sse() {
     assert!(text.contains(r#""text":"The ""#));
     assert!(text.contains(r#""prompt_tokens":68"#));
     assert!(text.contains("samsung-65-qled"));
+}
+
+/// A stand-in fraud service that answers every score request with `body`.
+async fn fraud_answering(body: &'static str) -> HttpFraudScorer {
+    let router = axum::Router::new().route(
+        contract::fraud::PATH,
+        axum::routing::post(move || async move { ([("content-type", "application/json")], body) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let policy = PropagationPolicy {
+        internal_hosts: vec!["127.0.0.1".into()],
+        trace_headers_to_external: false,
+    };
+    let client = TracedClient::new(reqwest::Client::new(), policy);
+    HttpFraudScorer::new(client, &format!("http://{addr}"), Duration::from_secs(2))
+}
+
+fn score_request() -> ScoreRequest {
+    ScoreRequest {
+        customer_id: "cust-1".parse().expect("id"),
+        session_id: "sess-1".parse().expect("id"),
+        question: "Does OnePlus 11 support 5G?".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_verdict_this_build_cannot_read_is_invalid_not_unavailable() {
+    for body in [
+        r#"{"risk_score":0.9,"decision":"block","reasons":[{"rule":"device_fingerprint","detail":"x","score":0.9}]}"#,
+        r#"{"risk_score":0.6,"decision":"escalate","reasons":[]}"#,
+    ] {
+        let error = fraud_answering(body)
+            .await
+            .score(&score_request())
+            .await
+            .expect_err(body);
+        assert_eq!(
+            error,
+            DownstreamError::Invalid {
+                service: Service::Fraud
+            },
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_verdict_without_reasons_or_scores_is_read_with_defaults() {
+    let verdict = fraud_answering(
+        r#"{"risk_score":0.9,"decision":"block","reasons":[{"rule":"abuse","detail":"x"}]}"#,
+    )
+    .await
+    .score(&score_request())
+    .await
+    .expect("readable");
+    assert_eq!(verdict.decision, Decision::Block);
+    assert_eq!(verdict.reasons[0].rule, Rule::Abuse);
+    let verdict = fraud_answering(r#"{"risk_score":0.1,"decision":"allow"}"#)
+        .await
+        .score(&score_request())
+        .await
+        .expect("readable");
+    assert!(verdict.reasons.is_empty());
 }
