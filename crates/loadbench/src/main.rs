@@ -1,0 +1,412 @@
+//! `loadbench`: what tracing costs the ShopMax chain, measured end to end on one machine.
+//!
+//! It builds the services (release), starts the chatbot, fraud and recommendation as separate
+//! processes against a zero-latency OpenAI-compatible stub and an OTLP/gRPC receiver that only
+//! counts, puts the seed question under load, and reads each process's CPU time and memory from
+//! `/proc`. Every configuration runs in one invocation, in alternating order over `--rounds`, and
+//! the table shows medians, so the ratios compare like with like:
+//!
+//! - `bare`: the same three hops in plain axum + reqwest (this binary, `bare` role), no telemetry;
+//! - `untraced`: our services with `OTEL_SDK_DISABLED=true`;
+//! - `traced`: 100% sampling, spans, metrics and logs exported over OTLP/gRPC to a receiver that
+//!   accepts; `collector-down`: nothing listens; `collector-unavailable`: every export is refused
+//!   with UNAVAILABLE; `collector-stuck`: exports never get an answer.
+//!
+//! It is a benchmark, not a test: it prints numbers and never fails on them.
+//!
+//! # Layout
+//! - `stubs`: the LLM stub and the counting OTLP receiver.
+//! - `bare`: the bare baseline services.
+//! - `procs`: child processes, readiness, `/proc` readings.
+//! - `load`: the load generator.
+
+#![expect(
+    clippy::cast_precision_loss,
+    reason = "counts, bytes and microseconds in a report, all far below 2^52"
+)]
+
+mod bare;
+mod load;
+mod procs;
+mod stubs;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use procs::Service;
+use stubs::Collector;
+
+#[derive(Debug, Parser)]
+#[command(about = "Load benchmark of the ShopMax chain, traced against untraced against bare")]
+struct Cli {
+    #[command(subcommand)]
+    role: Option<Role>,
+    /// Seconds of measured load per configuration and round.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Seconds of unmeasured load before each measurement.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Rounds over all configurations; the table shows medians.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Configurations to run (all by default).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Setup>,
+    /// Use the binaries already in target/release instead of building them.
+    #[arg(long)]
+    no_build: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Role {
+    /// Runs one bare baseline service (started by the benchmark itself).
+    #[command(hide = true)]
+    Bare {
+        #[arg(value_enum)]
+        role: bare::Role,
+        port: u16,
+        fraud: String,
+        recommendation: String,
+        llm: String,
+    },
+}
+
+/// One configuration of the system under load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Setup {
+    Bare,
+    Untraced,
+    Traced,
+    CollectorDown,
+    CollectorUnavailable,
+    CollectorStuck,
+}
+
+impl Setup {
+    const ALL: [Self; 6] = [
+        Self::Bare,
+        Self::Untraced,
+        Self::Traced,
+        Self::CollectorDown,
+        Self::CollectorUnavailable,
+        Self::CollectorStuck,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Bare => "bare axum + reqwest",
+            Self::Untraced => "untraced (OTEL_SDK_DISABLED)",
+            Self::Traced => "traced, collector up",
+            Self::CollectorDown => "traced, collector down",
+            Self::CollectorUnavailable => "traced, collector UNAVAILABLE",
+            Self::CollectorStuck => "traced, collector stuck",
+        }
+    }
+}
+
+/// What one configuration measured in one round.
+#[derive(Debug, Clone)]
+struct Sample {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    failed: u64,
+    /// CPU µs per request of chatbot (front), fraud, recommendation.
+    cpu_us: [f64; 3],
+    rss_before_mb: [f64; 3],
+    rss_after_mb: [f64; 3],
+    ready_ms: [f64; 3],
+    spans: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Role::Bare {
+        role,
+        port,
+        fraud,
+        recommendation,
+        llm,
+    }) = cli.role
+    {
+        return bare::serve(role, port, [fraud, recommendation, llm]).await;
+    }
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    if !cli.no_build {
+        build()?;
+    }
+    let setups: Vec<Setup> = if cli.only.is_empty() {
+        Setup::ALL.to_vec()
+    } else {
+        cli.only.clone()
+    };
+    let llm = stubs::llm().await?;
+    let ticks = procs::ticks_per_sec();
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); setups.len()];
+    for round in 0..cli.rounds {
+        // Alternate the order so drift (thermal, other load) does not favour one configuration.
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..setups.len()).collect()
+        } else {
+            (0..setups.len()).rev().collect()
+        };
+        for i in order {
+            let setup = setups[i];
+            eprintln!("round {}/{}: {}", round + 1, cli.rounds, setup.name());
+            let sample = measure(&cli, setup, &bin_dir, llm, ticks).await?;
+            samples[i].push(sample);
+        }
+    }
+    print_table(&cli, &setups, &samples);
+    Ok(())
+}
+
+/// `cargo build --release` of the three services (this binary is already built).
+fn build() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "chatbot",
+            "-p",
+            "fraud",
+            "-p",
+            "recommendation",
+        ])
+        .status()?;
+    anyhow::ensure!(status.success(), "building the services failed");
+    Ok(())
+}
+
+fn vars(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+async fn measure(
+    cli: &Cli,
+    setup: Setup,
+    bin_dir: &Path,
+    llm: std::net::SocketAddr,
+    ticks: u64,
+) -> anyhow::Result<Sample> {
+    let ports = [
+        procs::free_port()?,
+        procs::free_port()?,
+        procs::free_port()?,
+    ];
+    let [front_port, fraud_port, reco_port] = ports;
+    let url = |port: u16| format!("http://127.0.0.1:{port}");
+    let llm_url = format!("http://{llm}/v1");
+
+    let (collector, counts) = match setup {
+        Setup::Traced => {
+            let (addr, counts) = stubs::collector(Collector::Up).await?;
+            (Some(addr.to_string()), Some(counts))
+        }
+        Setup::CollectorUnavailable => {
+            let (addr, counts) = stubs::collector(Collector::Unavailable).await?;
+            (Some(addr.to_string()), Some(counts))
+        }
+        Setup::CollectorStuck => {
+            let (addr, counts) = stubs::collector(Collector::Stuck).await?;
+            (Some(addr.to_string()), Some(counts))
+        }
+        // A port nothing listens on.
+        Setup::CollectorDown => (Some(format!("127.0.0.1:{}", procs::free_port()?)), None),
+        Setup::Bare | Setup::Untraced => (None, None),
+    };
+
+    let mut services = if setup == Setup::Bare {
+        let me = std::env::current_exe()?;
+        let upstreams = [url(fraud_port), url(reco_port), llm_url.clone()];
+        let start = |name, role: &str, port: u16| {
+            let mut args = vec!["bare".to_owned(), role.to_owned(), port.to_string()];
+            args.extend(upstreams.iter().cloned());
+            Service::start(name, port, &me, &args, &[])
+        };
+        vec![
+            start("front", "front", front_port)?,
+            start("fraud", "fraud", fraud_port)?,
+            start("recommendation", "recommendation", reco_port)?,
+        ]
+    } else {
+        let mut common = vec![("LLM_BASE_URL", llm_url.clone())];
+        match &collector {
+            None => common.push(("OTEL_SDK_DISABLED", "true".to_owned())),
+            Some(addr) => common.push(("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"))),
+        }
+        let service = |name: &'static str, port: u16, extra: &[(&str, String)]| {
+            let mut env = common.clone();
+            env.push(("PORT", port.to_string()));
+            env.extend(extra.iter().cloned());
+            Service::start(name, port, &bin(bin_dir, name), &[], &vars(&env))
+        };
+        vec![
+            service(
+                "chatbot",
+                front_port,
+                &[
+                    ("FRAUD_URL", url(fraud_port)),
+                    ("RECOMMENDATION_URL", url(reco_port)),
+                ],
+            )?,
+            service("fraud", fraud_port, &[])?,
+            service("recommendation", reco_port, &[])?,
+        ]
+    };
+
+    let client = reqwest::Client::new();
+    let mut ready_ms = [0.0; 3];
+    for (i, service) in services.iter_mut().enumerate() {
+        ready_ms[i] = service.ready(&client).await?.as_secs_f64() * 1e3;
+    }
+    let rss_before_mb = services_map(&services, |s| mb(s.rss()));
+    let chat_url = format!("{}/v1/chat", url(front_port));
+    let _ = load::run(&chat_url, cli.connections, Duration::from_secs(cli.warmup)).await;
+    let cpu_before: Vec<Duration> = services.iter().map(|s| s.cpu(ticks)).collect();
+    let outcome = load::run(
+        &chat_url,
+        cli.connections,
+        Duration::from_secs(cli.duration),
+    )
+    .await;
+    let cpu_after: Vec<Duration> = services.iter().map(|s| s.cpu(ticks)).collect();
+    let rss_after_mb = services_map(&services, |s| mb(s.rss()));
+    for service in services {
+        service.stop();
+    }
+
+    let requests = (outcome.ok + outcome.failed).max(1);
+    let mut cpu_us = [0.0; 3];
+    for i in 0..3 {
+        let used = cpu_after[i].saturating_sub(cpu_before[i]);
+        cpu_us[i] = used.as_secs_f64() * 1e6 / requests as f64;
+    }
+    Ok(Sample {
+        rps: outcome.ok as f64 / outcome.elapsed.as_secs_f64(),
+        p50_ms: outcome.latency.value_at_quantile(0.50) as f64 / 1e3,
+        p99_ms: outcome.latency.value_at_quantile(0.99) as f64 / 1e3,
+        failed: outcome.failed,
+        cpu_us,
+        rss_before_mb,
+        rss_after_mb,
+        ready_ms,
+        spans: counts.map_or(0, |c| c.spans.load(std::sync::atomic::Ordering::Relaxed)),
+    })
+}
+
+fn bin(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn services_map(services: &[Service], f: impl Fn(&Service) -> f64) -> [f64; 3] {
+    [f(&services[0]), f(&services[1]), f(&services[2])]
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return 0.0;
+    }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn print_table(cli: &Cli, setups: &[Setup], samples: &[Vec<Sample>]) {
+    let m = |i: usize, f: &dyn Fn(&Sample) -> f64| median(samples[i].iter().map(f).collect());
+    println!(
+        "loadbench: {} connections, {} s warm-up, {} s measured, {} round(s), medians; CPU is user+system per request; RSS in MB before -> after load",
+        cli.connections, cli.warmup, cli.duration, cli.rounds
+    );
+    println!();
+    println!(
+        "| configuration | req/s | p50 ms | p99 ms | failed | chatbot µs/req | fraud µs/req | recommendation µs/req | sum µs/req | RSS chatbot / fraud / reco MB | ready ms | spans received |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (i, setup) in setups.iter().enumerate() {
+        let cpu = |k: usize| m(i, &|s| s.cpu_us[k]);
+        let rss = |k: usize| {
+            format!(
+                "{:.1} -> {:.1}",
+                m(i, &|s| s.rss_before_mb[k]),
+                m(i, &|s| s.rss_after_mb[k])
+            )
+        };
+        let ready = |k: usize| m(i, &|s| s.ready_ms[k]);
+        println!(
+            "| {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} / {} / {} | {:.0} / {:.0} / {:.0} | {:.0} |",
+            setup.name(),
+            m(i, &|s| s.rps),
+            m(i, &|s| s.p50_ms),
+            m(i, &|s| s.p99_ms),
+            m(i, &|s| s.failed as f64),
+            cpu(0),
+            cpu(1),
+            cpu(2),
+            cpu(0) + cpu(1) + cpu(2),
+            rss(0),
+            rss(1),
+            rss(2),
+            ready(0),
+            ready(1),
+            ready(2),
+            m(i, &|s| s.spans as f64),
+        );
+    }
+    let find = |setup: Setup| setups.iter().position(|s| *s == setup);
+    let rps = |i: usize| m(i, &|s| s.rps);
+    let cpu_sum = |i: usize| m(i, &|s| s.cpu_us.iter().sum());
+    println!();
+    if let (Some(t), Some(u)) = (find(Setup::Traced), find(Setup::Untraced)) {
+        println!(
+            "traced / untraced throughput: {:.2} (goal >= 0.90); tracing adds {:.0} µs CPU per request over the three services (goal <= 120)",
+            rps(t) / rps(u),
+            cpu_sum(t) - cpu_sum(u)
+        );
+    }
+    if let (Some(u), Some(b)) = (find(Setup::Untraced), find(Setup::Bare)) {
+        println!(
+            "untraced / bare throughput: {:.2} (goal >= 0.80)",
+            rps(u) / rps(b)
+        );
+    }
+    if let Some(t) = find(Setup::Traced) {
+        for setup in [
+            Setup::CollectorDown,
+            Setup::CollectorUnavailable,
+            Setup::CollectorStuck,
+        ] {
+            if let Some(i) = find(setup) {
+                println!(
+                    "{}: p99 {:.2}x healthy (goal <= 1.05), {:.0} failed",
+                    setup.name(),
+                    m(i, &|s| s.p99_ms) / m(t, &|s| s.p99_ms),
+                    m(i, &|s| s.failed as f64)
+                );
+            }
+        }
+    }
+}
