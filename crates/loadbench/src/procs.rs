@@ -10,6 +10,7 @@ pub(crate) struct Service {
     pub(crate) name: &'static str,
     pub(crate) port: u16,
     child: Child,
+    spawned: Instant,
 }
 
 impl Service {
@@ -34,7 +35,12 @@ impl Service {
         let child = command
             .spawn()
             .map_err(|e| anyhow::anyhow!("starting {}: {e}", program.display()))?;
-        Ok(Self { name, port, child })
+        Ok(Self {
+            name,
+            port,
+            child,
+            spawned: Instant::now(),
+        })
     }
 
     /// Process id.
@@ -42,9 +48,9 @@ impl Service {
         self.child.id()
     }
 
-    /// Waits until `GET /readyz` answers 200.
+    /// Waits until `GET /readyz` answers 200; returns how long after the start that was.
     pub(crate) async fn ready(&mut self, client: &reqwest::Client) -> anyhow::Result<Duration> {
-        let started = Instant::now();
+        let started = self.spawned;
         let url = format!("http://127.0.0.1:{}/readyz", self.port);
         while started.elapsed() < Duration::from_secs(60) {
             if let Some(status) = self.child.try_wait()? {
