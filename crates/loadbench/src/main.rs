@@ -125,6 +125,11 @@ struct Sample {
     spans: u64,
 }
 
+// The same allocator as the services, so the bare baseline differs from them only in what the
+// comparison is about: telemetry and validation.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

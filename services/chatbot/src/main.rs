@@ -4,6 +4,12 @@ use anyhow::Context as _;
 use chatbot::{AppState, Config, app};
 use env_config::FromEnv as _;
 
+// Many small, short-lived allocations per request (JSON, headers, span attributes): jemalloc
+// serves them with less CPU than glibc's malloc, for about 1 MB more idle RSS (measured with
+// loadbench, see README).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let guard = telemetry::init(chatbot::SERVICE)?;
