@@ -61,6 +61,9 @@ struct Cli {
     /// Use the binaries already in target/release instead of building them.
     #[arg(long)]
     no_build: bool,
+    /// Keep each service's log (stderr) in this directory, as `<configuration>-<service>.log`.
+    #[arg(long)]
+    logs: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +101,17 @@ impl Setup {
         Self::CollectorStuck,
     ];
 
+    fn slug(self) -> &'static str {
+        match self {
+            Self::Bare => "bare",
+            Self::Untraced => "untraced",
+            Self::Traced => "traced",
+            Self::CollectorDown => "collector-down",
+            Self::CollectorUnavailable => "collector-unavailable",
+            Self::CollectorStuck => "collector-stuck",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Bare => "bare axum + reqwest",
@@ -122,7 +136,8 @@ struct Sample {
     rss_before_mb: [f64; 3],
     rss_after_mb: [f64; 3],
     ready_ms: [f64; 3],
-    spans: u64,
+    /// Spans the receiver counted per request sent (warm-up included).
+    spans_per_request: f64,
 }
 
 // The same allocator as the services, so the bare baseline differs from them only in what the
@@ -242,7 +257,8 @@ async fn measure(
         let start = |name, role: &str, port: u16| {
             let mut args = vec!["bare".to_owned(), role.to_owned(), port.to_string()];
             args.extend(upstreams.iter().cloned());
-            Service::start(name, port, &me, &args, &[])
+            let log = log_path(cli, setup, name);
+            Service::start(name, port, &me, &args, &[], log.as_deref())
         };
         vec![
             start("front", "front", front_port)?,
@@ -259,7 +275,8 @@ async fn measure(
             let mut env = common.clone();
             env.push(("PORT", port.to_string()));
             env.extend(extra.iter().cloned());
-            Service::start(name, port, &bin(bin_dir, name), &[], &vars(&env))
+            let log = log_path(cli, setup, name);
+            Service::start(name, port, &bin(bin_dir, name), &[], &vars(&env), log.as_deref())
         };
         vec![
             service(
@@ -282,7 +299,7 @@ async fn measure(
     }
     let rss_before_mb = services_map(&services, |s| mb(s.rss()));
     let chat_url = format!("{}/v1/chat", url(front_port));
-    let _ = load::run(&chat_url, cli.connections, Duration::from_secs(cli.warmup)).await;
+    let warmup = load::run(&chat_url, cli.connections, Duration::from_secs(cli.warmup)).await;
     let cpu_before: Vec<Duration> = services.iter().map(|s| s.cpu(ticks)).collect();
     let outcome = load::run(
         &chat_url,
@@ -297,6 +314,7 @@ async fn measure(
     }
 
     let requests = (outcome.ok + outcome.failed).max(1);
+    let sent = requests + warmup.ok + warmup.failed;
     let mut cpu_us = [0.0; 3];
     for i in 0..3 {
         let used = cpu_after[i].saturating_sub(cpu_before[i]);
@@ -311,8 +329,16 @@ async fn measure(
         rss_before_mb,
         rss_after_mb,
         ready_ms,
-        spans: counts.map_or(0, |c| c.spans.load(std::sync::atomic::Ordering::Relaxed)),
+        spans_per_request: counts.map_or(0.0, |c| {
+            c.spans.load(std::sync::atomic::Ordering::Relaxed) as f64 / sent as f64
+        }),
     })
+}
+
+fn log_path(cli: &Cli, setup: Setup, service: &str) -> Option<PathBuf> {
+    cli.logs
+        .as_ref()
+        .map(|dir| dir.join(format!("{}-{service}.log", setup.slug())))
 }
 
 fn bin(dir: &Path, name: &str) -> PathBuf {
@@ -348,7 +374,7 @@ fn print_table(cli: &Cli, setups: &[Setup], samples: &[Vec<Sample>]) {
     );
     println!();
     println!(
-        "| configuration | req/s | p50 ms | p99 ms | failed | chatbot µs/req | fraud µs/req | recommendation µs/req | sum µs/req | RSS chatbot / fraud / reco MB | ready ms | spans received |"
+        "| configuration | req/s | p50 ms | p99 ms | failed | chatbot µs/req | fraud µs/req | recommendation µs/req | sum µs/req | RSS chatbot / fraud / reco MB | ready ms | spans received per request |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (i, setup) in setups.iter().enumerate() {
@@ -362,7 +388,7 @@ fn print_table(cli: &Cli, setups: &[Setup], samples: &[Vec<Sample>]) {
         };
         let ready = |k: usize| m(i, &|s| s.ready_ms[k]);
         println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} / {} / {} | {:.0} / {:.0} / {:.0} | {:.0} |",
+            "| {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} / {} / {} | {:.0} / {:.0} / {:.0} | {:.1} |",
             setup.name(),
             m(i, &|s| s.rps),
             m(i, &|s| s.p50_ms),
@@ -378,7 +404,7 @@ fn print_table(cli: &Cli, setups: &[Setup], samples: &[Vec<Sample>]) {
             ready(0),
             ready(1),
             ready(2),
-            m(i, &|s| s.spans as f64),
+            m(i, &|s| s.spans_per_request),
         );
     }
     let find = |setup: Setup| setups.iter().position(|s| *s == setup);

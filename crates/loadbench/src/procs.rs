@@ -22,7 +22,12 @@ impl Service {
         program: &Path,
         args: &[String],
         env: &[(String, String)],
+        log: Option<&Path>,
     ) -> anyhow::Result<Self> {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path)?),
+            None => Stdio::null(),
+        };
         let mut command = Command::new(program);
         command
             .args(args)
@@ -31,7 +36,7 @@ impl Service {
             .envs(env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         let child = command
             .spawn()
             .map_err(|e| anyhow::anyhow!("starting {}: {e}", program.display()))?;
