@@ -73,7 +73,7 @@ impl Rule {
         Self::PayloadAnomaly,
     ];
 
-    /// The wire name, also used in span names (`fraud.rule velocity`).
+    /// The wire name, also used in attribute names (`fraud.rule.velocity.score`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Blocklist => "blocklist",

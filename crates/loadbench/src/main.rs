@@ -276,7 +276,14 @@ async fn measure(
             env.push(("PORT", port.to_string()));
             env.extend(extra.iter().cloned());
             let log = log_path(cli, setup, name);
-            Service::start(name, port, &bin(bin_dir, name), &[], &vars(&env), log.as_deref())
+            Service::start(
+                name,
+                port,
+                &bin(bin_dir, name),
+                &[],
+                &vars(&env),
+                log.as_deref(),
+            )
         };
         vec![
             service(

@@ -187,14 +187,28 @@ fn seed_question_gives_seed_answer_in_one_trace(#[case] question: &str, #[case] 
     // Each server span is the child of the client span that called it.
     let fraud_server = child_of(&spans, fraud_client, "POST /v1/score", SERVER);
     let fraud_score = child_of(&spans, fraud_server, "fraud.score", INTERNAL);
+    // The decision is one span: the rules' scores are its attributes, not child spans.
     assert!(
-        spans
+        !spans
             .iter()
-            .filter(|s| s.parent_span_id() == fraud_score.span_id())
-            .count()
-            >= 4,
-        "one span per fraud rule: {names:?}"
+            .any(|s| s.parent_span_id() == fraud_score.span_id()),
+        "no span per fraud rule: {names:?}"
     );
+    assert_eq!(fraud_score.attr("fraud.decision").as_deref(), Some("allow"));
+    for rule in [
+        "blocklist",
+        "velocity",
+        "prompt_injection",
+        "abuse",
+        "payload_anomaly",
+    ] {
+        assert!(
+            fraud_score
+                .attr(&format!("fraud.rule.{rule}.score"))
+                .is_some(),
+            "{rule} score on fraud.score"
+        );
+    }
     let reco_server = child_of(&spans, reco_client, "POST /v1/recommend", SERVER);
     let embeddings = child_of(
         &spans,

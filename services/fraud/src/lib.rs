@@ -3,8 +3,9 @@
 //!
 //! `POST /v1/score` takes a [`contract::fraud::ScoreRequest`] `{customer_id, session_id,
 //! question}` and answers a [`contract::fraud::Assessment`] `{risk_score, decision, reasons}`.
-//! Every rule runs in its own INTERNAL span (`fraud.rule {name}`) under one `fraud.score` span,
-//! so the chatbot's trace shows not only the verdict but which rule produced it.
+//! One `fraud.score` span carries the verdict, every rule's score as an attribute and an event
+//! for each rule that fired, so the chatbot's trace shows not only the verdict but which rule
+//! produced it, without a span per rule.
 //!
 //! # Layout
 //! - [`Config`] (`config.rs`): settings from the environment.

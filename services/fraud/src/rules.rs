@@ -1,7 +1,8 @@
 //! The fraud rules and how their scores combine into one decision.
 //!
-//! Every rule returns a score in 0..=1 and runs in its own INTERNAL span
-//! (`fraud.rule {name}`), so a trace shows which rule fired and how long it took. Scores combine
+//! Every rule returns a score in 0..=1. The one `fraud.score` INTERNAL span carries each rule's
+//! score as `fraud.rule.{name}.score` and an event `fraud.rule.triggered` (name, score, what it
+//! saw) for each rule that fired, so a trace shows the verdict and why. Scores combine
 //! by noisy-OR, `1 - Π(1 - sᵢ)`: independent weak signals add up, one strong signal dominates,
 //! and the result never leaves 0..=1 however many rules fire.
 
@@ -262,21 +263,15 @@ fn looks_like_base64(token: &str) -> bool {
         && token.bytes().any(|b| b.is_ascii_digit())
 }
 
-/// Runs `rule` in its own span and records its score on it.
-fn evaluate(name: Rule, rule: impl FnOnce() -> RuleOutcome) -> RuleOutcome {
-    let name = name.as_str();
-    let span = tracing::info_span!(
-        "fraud.rule",
-        otel.name = %format_args!("fraud.rule {name}"),
-        otel.kind = "internal",
-        fraud.rule.name = name,
-        fraud.rule.score = Empty,
-        fraud.rule.triggered = Empty,
-    );
-    let outcome = span.in_scope(rule);
-    span.record("fraud.rule.score", round3(outcome.score));
-    span.record("fraud.rule.triggered", outcome.triggered());
-    outcome
+/// The `fraud.score` attribute that carries `rule`'s score.
+fn score_field(rule: Rule) -> &'static str {
+    match rule {
+        Rule::Blocklist => "fraud.rule.blocklist.score",
+        Rule::Velocity => "fraud.rule.velocity.score",
+        Rule::PromptInjection => "fraud.rule.prompt_injection.score",
+        Rule::Abuse => "fraud.rule.abuse.score",
+        Rule::PayloadAnomaly => "fraud.rule.payload_anomaly.score",
+    }
 }
 
 /// Decision thresholds on the combined score.
@@ -364,30 +359,48 @@ impl Scorer {
     }
 
     fn score_keyed(&self, customer_id: &str, velocity_key: &str, question: &str) -> Assessment {
+        // One span for the whole decision: each rule takes microseconds, so a span per rule
+        // cost more to make and export than the rule itself, and a reader of the trace wants the
+        // verdict and what fired. Every rule's score is an attribute; each rule that fired is an
+        // event with what it saw.
         let span = tracing::info_span!(
             "fraud.score",
             otel.kind = "internal",
             fraud.risk_score = Empty,
             fraud.decision = Empty,
             fraud.rules_triggered = Empty,
+            fraud.rule.blocklist.score = Empty,
+            fraud.rule.velocity.score = Empty,
+            fraud.rule.prompt_injection.score = Empty,
+            fraud.rule.abuse.score = Empty,
+            fraud.rule.payload_anomaly.score = Empty,
         );
         let _entered = span.enter();
 
         let words = patterns::words(question);
         let settings = self.velocity_settings;
         let outcomes = [
-            evaluate(Rule::Blocklist, || blocklist(&self.blocklist, customer_id)),
-            evaluate(Rule::Velocity, || {
-                velocity(
-                    self.velocity.record(velocity_key),
-                    settings.limit,
-                    settings.window,
-                )
-            }),
-            evaluate(Rule::PromptInjection, || prompt_injection(question, &words)),
-            evaluate(Rule::Abuse, || abuse(&words)),
-            evaluate(Rule::PayloadAnomaly, || payload_anomaly(question)),
+            blocklist(&self.blocklist, customer_id),
+            velocity(
+                self.velocity.record(velocity_key),
+                settings.limit,
+                settings.window,
+            ),
+            prompt_injection(question, &words),
+            abuse(&words),
+            payload_anomaly(question),
         ];
+        for outcome in &outcomes {
+            span.record(score_field(outcome.rule), round3(outcome.score));
+            if outcome.triggered() {
+                tracing::info!(
+                    fraud.rule.name = outcome.rule.as_str(),
+                    fraud.rule.score = round3(outcome.score),
+                    fraud.rule.detail = %outcome.detail,
+                    "fraud.rule.triggered"
+                );
+            }
+        }
 
         let blocklisted = outcomes
             .iter()
@@ -645,7 +658,7 @@ mod span_tests {
     use test_harness::SpanCapture;
 
     #[test]
-    fn each_rule_runs_in_its_own_span_under_fraud_score() {
+    fn rule_scores_are_attributes_and_fired_rules_events_of_the_one_fraud_score_span() {
         let capture = SpanCapture::start();
         let scorer = Scorer::new(
             HashSet::new(),
@@ -669,10 +682,9 @@ mod span_tests {
                 .map(|kv| kv.value.to_string())
         };
 
-        let root = spans
-            .iter()
-            .find(|s| s.name == "fraud.score")
-            .expect("fraud.score span");
+        assert_eq!(spans.len(), 1, "one span per decision, none per rule");
+        let root = &spans[0];
+        assert_eq!(root.name, "fraud.score");
         assert_eq!(root.span_kind, SpanKind::Internal);
         assert_eq!(attr(root, "fraud.decision").as_deref(), Some("block"));
         assert_eq!(attr(root, "fraud.risk_score").as_deref(), Some("0.9"));
@@ -680,44 +692,41 @@ mod span_tests {
             attr(root, "fraud.rules_triggered").as_deref(),
             Some("prompt_injection")
         );
-
-        let rules: Vec<_> = spans
-            .iter()
-            .filter(|s| s.name.starts_with("fraud.rule "))
-            .collect();
-        let names: Vec<&str> = rules.iter().map(|s| s.name.as_ref()).collect();
-        assert_eq!(
-            names,
-            [
-                "fraud.rule blocklist",
-                "fraud.rule velocity",
-                "fraud.rule prompt_injection",
-                "fraud.rule abuse",
-                "fraud.rule payload_anomaly",
-            ]
-        );
-        for span in &rules {
-            assert_eq!(span.span_kind, SpanKind::Internal);
-            assert_eq!(span.parent_span_id, root.span_context.span_id());
-            assert!(attr(span, "fraud.rule.name").is_some());
-            assert!(attr(span, "fraud.rule.score").is_some());
+        for (rule, score) in [
+            ("blocklist", "0"),
+            ("velocity", "0"),
+            ("prompt_injection", "0.9"),
+            ("abuse", "0"),
+            ("payload_anomaly", "0"),
+        ] {
+            assert_eq!(
+                attr(root, &format!("fraud.rule.{rule}.score")).as_deref(),
+                Some(score),
+                "{rule}"
+            );
         }
-        let injection = rules
+
+        let fired: Vec<_> = root
+            .events
             .iter()
-            .find(|s| s.name == "fraud.rule prompt_injection")
-            .expect("injection span");
+            .filter(|e| e.name == "fraud.rule.triggered")
+            .collect();
+        assert_eq!(fired.len(), 1, "an event for the rule that fired only");
+        let event_attr = |key: &str| {
+            fired[0]
+                .attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == key)
+                .map(|kv| kv.value.to_string())
+        };
         assert_eq!(
-            attr(injection, "fraud.rule.triggered").as_deref(),
-            Some("true")
+            event_attr("fraud.rule.name").as_deref(),
+            Some("prompt_injection")
         );
-        assert_eq!(attr(injection, "fraud.rule.score").as_deref(), Some("0.9"));
-        let velocity = rules
-            .iter()
-            .find(|s| s.name == "fraud.rule velocity")
-            .expect("velocity span");
-        assert_eq!(
-            attr(velocity, "fraud.rule.triggered").as_deref(),
-            Some("false")
+        assert_eq!(event_attr("fraud.rule.score").as_deref(), Some("0.9"));
+        assert!(
+            event_attr("fraud.rule.detail").is_some_and(|d| d.contains("ignore_instructions")),
+            "{fired:?}"
         );
     }
 }
