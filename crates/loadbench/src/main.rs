@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use otlp_sink::OtlpSink;
 
 use procs::Service;
 use stubs::Collector;
@@ -233,22 +234,17 @@ async fn measure(
     let url = |port: u16| format!("http://127.0.0.1:{port}");
     let llm_url = format!("http://{llm}/v1");
 
-    let (collector, counts) = match setup {
-        Setup::Traced => {
-            let (addr, counts) = stubs::collector(Collector::Up).await?;
-            (Some(addr.to_string()), Some(counts))
-        }
-        Setup::CollectorUnavailable => {
-            let (addr, counts) = stubs::collector(Collector::Unavailable).await?;
-            (Some(addr.to_string()), Some(counts))
-        }
-        Setup::CollectorStuck => {
-            let (addr, counts) = stubs::collector(Collector::Stuck).await?;
-            (Some(addr.to_string()), Some(counts))
-        }
+    let sink = match setup {
+        Setup::Traced => Some(stubs::collector(Collector::Up).await?),
+        Setup::CollectorUnavailable => Some(stubs::collector(Collector::Unavailable).await?),
+        Setup::CollectorStuck => Some(stubs::collector(Collector::Stuck).await?),
+        _ => None,
+    };
+    let collector = match setup {
         // A port nothing listens on.
-        Setup::CollectorDown => (Some(format!("127.0.0.1:{}", procs::free_port()?)), None),
-        Setup::Bare | Setup::Untraced => (None, None),
+        Setup::CollectorDown => Some(format!("http://127.0.0.1:{}", procs::free_port()?)),
+        Setup::Bare | Setup::Untraced => None,
+        _ => sink.as_ref().map(OtlpSink::grpc_endpoint),
     };
 
     let mut services = if setup == Setup::Bare {
@@ -269,7 +265,7 @@ async fn measure(
         let mut common = vec![("LLM_BASE_URL", llm_url.clone())];
         match &collector {
             None => common.push(("OTEL_SDK_DISABLED", "true".to_owned())),
-            Some(addr) => common.push(("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"))),
+            Some(endpoint) => common.push(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone())),
         }
         let service = |name: &'static str, port: u16, extra: &[(&str, String)]| {
             let mut env = common.clone();
@@ -336,9 +332,7 @@ async fn measure(
         rss_before_mb,
         rss_after_mb,
         ready_ms,
-        spans_per_request: counts.map_or(0.0, |c| {
-            c.spans.load(std::sync::atomic::Ordering::Relaxed) as f64 / sent as f64
-        }),
+        spans_per_request: sink.map_or(0.0, |s| s.span_count() as f64 / sent as f64),
     })
 }
 

@@ -8,10 +8,12 @@
 //! # Layout
 //! - [`OtlpSink::start`] binds both listeners on port 0 and serves them on the current runtime.
 //! - [`Received`] holds the decoded requests; [`SpanView`] flattens a span with its resource.
-//! - [`OtlpSink::set_unavailable`] makes every endpoint answer "unavailable" to test exporter failure.
+//! - [`OtlpSink::set_unavailable`] makes every endpoint answer "unavailable" to test exporter
+//!   failure; [`OtlpSink::set_stuck`] makes it never answer; [`OtlpSink::set_count_only`] keeps
+//!   only [`OtlpSink::span_count`], for load.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -149,14 +151,55 @@ struct Inner {
     received: Mutex<Received>,
     changed: Notify,
     unavailable: AtomicBool,
+    stuck: AtomicBool,
+    count_only: AtomicBool,
+    spans: AtomicU64,
 }
 
 impl Inner {
     fn record(&self, f: impl FnOnce(&mut Received)) {
+        if self.count_only.load(Ordering::Relaxed) {
+            return;
+        }
         f(&mut self.received.lock().expect("sink mutex poisoned"));
         self.changed.notify_waiters();
     }
+
+    /// Whether an export may be accepted; never resolves while the sink is set stuck.
+    async fn admit(&self) -> bool {
+        if self.stuck.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        !self.unavailable.load(Ordering::SeqCst)
+    }
+
+    fn count<M: SpanCount>(&self, request: &M) {
+        self.spans
+            .fetch_add(request.span_count(), Ordering::Relaxed);
+    }
 }
+
+/// Spans in an export request (none in metric and log requests).
+trait SpanCount {
+    fn span_count(&self) -> u64 {
+        0
+    }
+}
+
+impl SpanCount for ExportTraceServiceRequest {
+    fn span_count(&self) -> u64 {
+        let spans: usize = self
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        u64::try_from(spans).unwrap_or(u64::MAX)
+    }
+}
+
+impl SpanCount for ExportMetricsServiceRequest {}
+impl SpanCount for ExportLogsServiceRequest {}
 
 /// A running OTLP receiver. Dropping it stops nothing by itself; the servers live as long as the
 /// runtime that started them.
@@ -226,6 +269,23 @@ impl OtlpSink {
     /// While set, every endpoint answers "unavailable" (gRPC) or 503 (HTTP) and stores nothing.
     pub fn set_unavailable(&self, unavailable: bool) {
         self.inner.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// While set, exports are accepted and counted but not kept: for load, where keeping every
+    /// request would grow without bound.
+    pub fn set_count_only(&self, count_only: bool) {
+        self.inner.count_only.store(count_only, Ordering::SeqCst);
+    }
+
+    /// While set, every export is accepted on the wire and never answered, like a Collector
+    /// that hangs.
+    pub fn set_stuck(&self, stuck: bool) {
+        self.inner.stuck.store(stuck, Ordering::SeqCst);
+    }
+
+    /// Spans accepted so far, by any transport, kept or only counted.
+    pub fn span_count(&self) -> u64 {
+        self.inner.spans.load(Ordering::Relaxed)
     }
 
     /// A copy of everything received so far.
@@ -327,8 +387,8 @@ impl OtlpSink {
 struct GrpcSvc(Arc<Inner>);
 
 impl GrpcSvc {
-    fn check(&self, meta: &tonic::metadata::MetadataMap) -> Result<(), tonic::Status> {
-        if self.0.unavailable.load(Ordering::SeqCst) {
+    async fn check(&self, meta: &tonic::metadata::MetadataMap) -> Result<(), tonic::Status> {
+        if !self.0.admit().await {
             return Err(tonic::Status::unavailable("sink set unavailable"));
         }
         let headers = meta
@@ -353,8 +413,9 @@ impl TraceService for GrpcSvc {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.check(request.metadata())?;
+        self.check(request.metadata()).await?;
         let req = request.into_inner();
+        self.0.count(&req);
         self.0.record(|r| r.traces.push((Transport::Grpc, req)));
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
@@ -366,8 +427,9 @@ impl MetricsService for GrpcSvc {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        self.check(request.metadata())?;
+        self.check(request.metadata()).await?;
         let req = request.into_inner();
+        self.0.count(&req);
         self.0.record(|r| r.metrics.push((Transport::Grpc, req)));
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
@@ -379,8 +441,9 @@ impl LogsService for GrpcSvc {
         &self,
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        self.check(request.metadata())?;
+        self.check(request.metadata()).await?;
         let req = request.into_inner();
+        self.0.count(&req);
         self.0.record(|r| r.logs.push((Transport::Grpc, req)));
         Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
     }
@@ -455,11 +518,12 @@ macro_rules! http_handler {
             headers: HeaderMap,
             body: Bytes,
         ) -> axum::response::Response {
-            if inner.unavailable.load(Ordering::SeqCst) {
+            if !inner.admit().await {
                 return StatusCode::SERVICE_UNAVAILABLE.into_response();
             }
             match decode::<$req>(&headers, &body) {
                 Ok((transport, req)) => {
+                    inner.count(&req);
                     inner.record(|r| {
                         r.headers.push(http_headers(&headers));
                         r.$field.push((transport, req));
