@@ -554,3 +554,45 @@ http_handler!(
     ExportLogsServiceResponse,
     logs
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+
+    fn two_spans() -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span::default(), Span::default()],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn count_only_counts_spans_and_keeps_nothing_and_a_stuck_sink_never_answers() {
+        let sink = OtlpSink::start().await.expect("sink");
+        sink.set_count_only(true);
+        let mut client = TraceServiceClient::connect(sink.grpc_endpoint())
+            .await
+            .expect("connect");
+        client.export(two_spans()).await.expect("accepted");
+        assert_eq!(sink.span_count(), 2);
+        assert!(sink.received().traces.is_empty(), "nothing kept");
+
+        sink.set_stuck(true);
+        let answer =
+            tokio::time::timeout(Duration::from_millis(300), client.export(two_spans())).await;
+        assert!(answer.is_err(), "a stuck sink never answers");
+        assert_eq!(sink.span_count(), 2);
+
+        sink.set_stuck(false);
+        sink.set_unavailable(true);
+        let refused = client.export(two_spans()).await.expect_err("refused");
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+    }
+}
