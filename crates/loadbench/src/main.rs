@@ -275,7 +275,7 @@ async fn measure(
             Service::start(
                 name,
                 port,
-                &bin(bin_dir, name),
+                &bin_dir.join(name),
                 &[],
                 &vars(&env),
                 log.as_deref(),
@@ -340,10 +340,6 @@ fn log_path(cli: &Cli, setup: Setup, service: &str) -> Option<PathBuf> {
     cli.logs
         .as_ref()
         .map(|dir| dir.join(format!("{}-{service}.log", setup.slug())))
-}
-
-fn bin(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }
 
 fn mb(bytes: u64) -> f64 {
