@@ -98,6 +98,17 @@ impl Service {
     }
 }
 
+impl Drop for Service {
+    /// A run that fails half-way (a service not ready, a bind error) must not leave processes
+    /// behind: whatever `stop` did not already end is killed here.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// utime + stime of `pid`, from `/proc/<pid>/stat` (fields 14 and 15, counted after the command
 /// name, which may itself hold spaces).
 fn cpu_time(pid: u32, ticks_per_sec: u64) -> Option<Duration> {
