@@ -12,6 +12,10 @@
 //!   accepts; `collector-down`: nothing listens; `collector-unavailable`: every export is refused
 //!   with UNAVAILABLE; `collector-stuck`: exports never get an answer.
 //!
+//! Two diagnostic configurations split the traced cost by signal and run only when named with
+//! `--only`: `traces-only` (metrics and logs exporters off) and `no-export` (spans are made and
+//! propagated, nothing is exported).
+//!
 //! It is a benchmark, not a test: it prints numbers and never fails on them.
 //!
 //! # Layout
@@ -56,7 +60,7 @@ struct Cli {
     /// Rounds over all configurations; the table shows medians.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
-    /// Configurations to run (all by default).
+    /// Configurations to run (all but the diagnostic `traces-only` and `no-export` by default).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Setup>,
     /// Use the binaries already in target/release instead of building them.
@@ -90,10 +94,12 @@ enum Setup {
     CollectorDown,
     CollectorUnavailable,
     CollectorStuck,
+    TracesOnly,
+    NoExport,
 }
 
 impl Setup {
-    const ALL: [Self; 6] = [
+    const DEFAULT: [Self; 6] = [
         Self::Bare,
         Self::Untraced,
         Self::Traced,
@@ -110,6 +116,8 @@ impl Setup {
             Self::CollectorDown => "collector-down",
             Self::CollectorUnavailable => "collector-unavailable",
             Self::CollectorStuck => "collector-stuck",
+            Self::TracesOnly => "traces-only",
+            Self::NoExport => "no-export",
         }
     }
 
@@ -121,6 +129,8 @@ impl Setup {
             Self::CollectorDown => "traced, collector down",
             Self::CollectorUnavailable => "traced, collector UNAVAILABLE",
             Self::CollectorStuck => "traced, collector stuck",
+            Self::TracesOnly => "traced, spans only (no metrics, logs)",
+            Self::NoExport => "spans made, nothing exported",
         }
     }
 }
@@ -167,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
         build()?;
     }
     let setups: Vec<Setup> = if cli.only.is_empty() {
-        Setup::ALL.to_vec()
+        Setup::DEFAULT.to_vec()
     } else {
         cli.only.clone()
     };
@@ -235,7 +245,7 @@ async fn measure(
     let llm_url = format!("http://{llm}/v1");
 
     let sink = match setup {
-        Setup::Traced => Some(stubs::collector(Collector::Up).await?),
+        Setup::Traced | Setup::TracesOnly => Some(stubs::collector(Collector::Up).await?),
         Setup::CollectorUnavailable => Some(stubs::collector(Collector::Unavailable).await?),
         Setup::CollectorStuck => Some(stubs::collector(Collector::Stuck).await?),
         _ => None,
@@ -244,6 +254,8 @@ async fn measure(
         // A port nothing listens on.
         Setup::CollectorDown => Some(format!("http://127.0.0.1:{}", procs::free_port()?)),
         Setup::Bare | Setup::Untraced => None,
+        // Exporters are off, so the endpoint is never dialled.
+        Setup::NoExport => Some("http://127.0.0.1:9".to_owned()),
         _ => sink.as_ref().map(OtlpSink::grpc_endpoint),
     };
 
@@ -267,6 +279,16 @@ async fn measure(
             None => common.push(("OTEL_SDK_DISABLED", "true".to_owned())),
             Some(endpoint) => common.push(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone())),
         }
+        let off = match setup {
+            Setup::TracesOnly => &["OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER"][..],
+            Setup::NoExport => &[
+                "OTEL_TRACES_EXPORTER",
+                "OTEL_METRICS_EXPORTER",
+                "OTEL_LOGS_EXPORTER",
+            ],
+            _ => &[],
+        };
+        common.extend(off.iter().map(|k| (*k, "none".to_owned())));
         let service = |name: &'static str, port: u16, extra: &[(&str, String)]| {
             let mut env = common.clone();
             env.push(("PORT", port.to_string()));
