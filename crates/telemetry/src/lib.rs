@@ -497,10 +497,18 @@ fn subscriber_layers(
     };
     let mut layers: Vec<BoxedLayer> = vec![fmt_layer];
     match &providers.tracer {
+        // The layer's default extras are off: `code.*` (it would name the telemetry crate's
+        // source on every HTTP span), `thread.*` (a worker thread means nothing in async code),
+        // `busy_ns`/`idle_ns` (a clock read at every poll) and `target`. They were 8 of the
+        // attributes on every span, read by no one, and exported at a cost on every request.
         Some(t) => layers.push(Box::new(
             tracing_opentelemetry::layer()
                 .with_tracer(t.tracer(metrics::SCOPE))
                 .with_error_records_to_exceptions(true)
+                .with_location(false)
+                .with_threads(false)
+                .with_tracked_inactivity(false)
+                .with_target(false)
                 .with_filter(span_filter()),
         )),
         // With the SDK disabled the API still passes the caller's context through unchanged, as
