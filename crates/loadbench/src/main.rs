@@ -83,6 +83,9 @@ enum Role {
         recommendation: String,
         llm: String,
     },
+    /// Serves the LLM stub and the counting OTLP receiver until killed, and prints their
+    /// addresses: for profiling one service by hand (under `valgrind --tool=callgrind`, say).
+    Stubs,
 }
 
 /// One configuration of the system under load.
@@ -149,6 +152,9 @@ struct Sample {
     ready_ms: [f64; 3],
     /// Spans the receiver counted per request sent (warm-up included).
     spans_per_request: f64,
+    /// CPU µs per request of this process: the load generator, the LLM stub and the receiver,
+    /// which share the machine with the services.
+    bench_cpu_us: f64,
 }
 
 // The same allocator as the services, so the bare baseline differs from them only in what the
@@ -168,6 +174,16 @@ async fn main() -> anyhow::Result<()> {
     }) = cli.role
     {
         return bare::serve(role, port, [fraud, recommendation, llm]).await;
+    }
+    if let Some(Role::Stubs) = cli.role {
+        let llm = stubs::llm().await?;
+        let sink = stubs::collector(Collector::Up).await?;
+        println!("LLM_BASE_URL=http://{llm}/v1");
+        println!("OTEL_EXPORTER_OTLP_ENDPOINT={}", sink.grpc_endpoint());
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            eprintln!("spans received: {}", sink.span_count());
+        }
     }
     let bin_dir = std::env::current_exe()?
         .parent()
@@ -326,6 +342,7 @@ async fn measure(
     let chat_url = format!("{}/v1/chat", url(front_port));
     let warmup = load::run(&chat_url, cli.connections, Duration::from_secs(cli.warmup)).await;
     let cpu_before: Vec<Duration> = services.iter().map(|s| s.cpu(ticks)).collect();
+    let bench_before = procs::own_cpu(ticks);
     let outcome = load::run(
         &chat_url,
         cli.connections,
@@ -333,6 +350,7 @@ async fn measure(
     )
     .await;
     let cpu_after: Vec<Duration> = services.iter().map(|s| s.cpu(ticks)).collect();
+    let bench_used = procs::own_cpu(ticks).saturating_sub(bench_before);
     let rss_after_mb = services_map(&services, |s| mb(s.rss()));
     for service in services {
         service.stop();
@@ -355,6 +373,7 @@ async fn measure(
         rss_after_mb,
         ready_ms,
         spans_per_request: sink.map_or(0.0, |s| s.span_count() as f64 / sent as f64),
+        bench_cpu_us: bench_used.as_secs_f64() * 1e6 / requests as f64,
     })
 }
 
@@ -388,14 +407,14 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn print_table(cli: &Cli, setups: &[Setup], samples: &[Vec<Sample>]) {
     let m = |i: usize, f: &dyn Fn(&Sample) -> f64| median(samples[i].iter().map(f).collect());
     println!(
-        "loadbench: {} connections, {} s warm-up, {} s measured, {} round(s), medians; CPU is user+system per request; RSS in MB before -> after load",
+        "loadbench: {} connections, {} s warm-up, {} s measured, {} round(s), medians; CPU is user+system per request; RSS in MB before -> after load; bench is this process (load, LLM stub, receiver)",
         cli.connections, cli.warmup, cli.duration, cli.rounds
     );
     println!();
     println!(
-        "| configuration | req/s | p50 ms | p99 ms | failed | chatbot µs/req | fraud µs/req | recommendation µs/req | sum µs/req | RSS chatbot / fraud / reco MB | ready ms | spans received per request |"
+        "| configuration | req/s | p50 ms | p99 ms | failed | chatbot µs/req | fraud µs/req | recommendation µs/req | sum µs/req | RSS chatbot / fraud / reco MB | ready ms | spans received per request | bench µs/req |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (i, setup) in setups.iter().enumerate() {
         let cpu = |k: usize| m(i, &|s| s.cpu_us[k]);
         let rss = |k: usize| {
@@ -407,7 +426,7 @@ fn print_table(cli: &Cli, setups: &[Setup], samples: &[Vec<Sample>]) {
         };
         let ready = |k: usize| m(i, &|s| s.ready_ms[k]);
         println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} / {} / {} | {:.0} / {:.0} / {:.0} | {:.1} |",
+            "| {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} / {} / {} | {:.0} / {:.0} / {:.0} | {:.1} | {:.0} |",
             setup.name(),
             m(i, &|s| s.rps),
             m(i, &|s| s.p50_ms),
@@ -424,6 +443,7 @@ fn print_table(cli: &Cli, setups: &[Setup], samples: &[Vec<Sample>]) {
             ready(1),
             ready(2),
             m(i, &|s| s.spans_per_request),
+            m(i, &|s| s.bench_cpu_us),
         );
     }
     let find = |setup: Setup| setups.iter().position(|s| *s == setup);

@@ -122,6 +122,11 @@ fn cpu_time(pid: u32, ticks_per_sec: u64) -> Option<Duration> {
     ))
 }
 
+/// CPU time this process has used so far (user + system).
+pub(crate) fn own_cpu(ticks_per_sec: u64) -> Duration {
+    cpu_time(std::process::id(), ticks_per_sec).unwrap_or_default()
+}
+
 /// `VmRSS` of `pid`, in bytes.
 fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -15,48 +15,72 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 /// Longest baggage value copied onto a span; longer values are cut at a char boundary.
 const MAX_VALUE_LEN: usize = 256;
 
-/// The span processor; add it before the exporting processor.
-#[derive(Debug, Clone)]
-pub(crate) struct BaggageSpanProcessor {
+/// The span processor, wrapping the exporting one (`next`).
+///
+/// It wraps rather than sits beside it because the SDK hands every processor but the last its own
+/// clone of each ended span: as a second processor it cost a full `SpanData` clone per span for an
+/// `on_end` that does nothing.
+#[derive(Debug)]
+pub(crate) struct BaggageSpanProcessor<P> {
     keys: Vec<String>,
+    next: Option<P>,
 }
 
-impl BaggageSpanProcessor {
-    /// Copies the baggage entries named in `keys`.
-    pub(crate) fn new(keys: Vec<String>) -> Self {
-        Self { keys }
+impl<P> BaggageSpanProcessor<P> {
+    /// Copies the baggage entries named in `keys`, then hands spans on to `next` (if any).
+    pub(crate) fn new(keys: Vec<String>, next: Option<P>) -> Self {
+        Self { keys, next }
     }
 }
 
-impl SpanProcessor for BaggageSpanProcessor {
+impl<P: SpanProcessor> SpanProcessor for BaggageSpanProcessor<P> {
     fn on_start(&self, span: &mut Span, cx: &Context) {
-        if self.keys.is_empty() {
-            return;
-        }
-        let baggage = cx.baggage();
-        for key in &self.keys {
-            if let Some(value) = baggage.get(key.as_str()) {
-                let mut value = value.as_str().to_owned();
-                if value.len() > MAX_VALUE_LEN {
-                    let mut cut = MAX_VALUE_LEN;
-                    while !value.is_char_boundary(cut) {
-                        cut -= 1;
+        if !self.keys.is_empty() {
+            let baggage = cx.baggage();
+            for key in &self.keys {
+                if let Some(value) = baggage.get(key.as_str()) {
+                    let mut value = value.as_str().to_owned();
+                    if value.len() > MAX_VALUE_LEN {
+                        let mut cut = MAX_VALUE_LEN;
+                        while !value.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        value.truncate(cut);
                     }
-                    value.truncate(cut);
+                    opentelemetry::trace::Span::set_attribute(
+                        span,
+                        KeyValue::new(key.clone(), value),
+                    );
                 }
-                opentelemetry::trace::Span::set_attribute(span, KeyValue::new(key.clone(), value));
             }
         }
+        if let Some(next) = &self.next {
+            next.on_start(span, cx);
+        }
     }
 
-    fn on_end(&self, _span: SpanData) {}
+    fn on_end(&self, span: SpanData) {
+        if let Some(next) = &self.next {
+            next.on_end(span);
+        }
+    }
 
     fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
+        self.next
+            .as_ref()
+            .map_or(Ok(()), SpanProcessor::force_flush)
     }
 
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.next
+            .as_ref()
+            .map_or(Ok(()), |next| next.shutdown_with_timeout(timeout))
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        if let Some(next) = &mut self.next {
+            next.set_resource(resource);
+        }
     }
 }
 
@@ -70,11 +94,10 @@ mod tests {
     fn copies_only_listed_keys_onto_every_span_under_the_baggage() {
         let exporter = InMemorySpanExporter::default();
         let provider = SdkTracerProvider::builder()
-            .with_span_processor(BaggageSpanProcessor::new(vec![
-                "session.id".into(),
-                "user.id".into(),
-            ]))
-            .with_span_processor(SimpleSpanProcessor::new(exporter.clone()))
+            .with_span_processor(BaggageSpanProcessor::new(
+                vec!["session.id".into(), "user.id".into()],
+                Some(SimpleSpanProcessor::new(exporter.clone())),
+            ))
             .build();
         let tracer = provider.tracer("t");
         let cx = Context::new().with_baggage([

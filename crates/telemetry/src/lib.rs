@@ -249,6 +249,8 @@ fn fmt_layer(config: &TelemetryConfig) -> Result<BoxedLayer, InitError> {
     Ok(Box::new(
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .fmt_fields(logging::NoSpanFields)
             .event_format(logging::EventFormat::new(config.log_format, ansi))
             .with_filter(log_filter),
     ))
@@ -299,32 +301,32 @@ fn tracer_provider(
 ) -> Result<SdkTracerProvider, InitError> {
     // The provider exists even with OTEL_TRACES_EXPORTER=none: spans are still made and
     // context still propagates with our span ids; only export is off.
+    let export = match config.traces_exporter {
+        ExporterKind::None => None,
+        ExporterKind::Otlp => {
+            let timeout = config.traces_otlp.timeout.min(config.batch.export_timeout);
+            let exporter = span_exporter(&config.traces_otlp, timeout)?;
+            Some(batch::BoundedBatchSpanProcessor::new(
+                exporter,
+                config.batch,
+                stats.clone(),
+            ))
+        }
+        ExporterKind::Console => Some(batch::BoundedBatchSpanProcessor::new(
+            opentelemetry_stdout::SpanExporter::default(),
+            config.batch,
+            stats.clone(),
+        )),
+    };
+    // One processor: the baggage copier wraps the exporting one (see its docs for why).
     let builder = SdkTracerProvider::builder()
         .with_resource(resource)
         .with_sampler(sampler(&config.sampler))
         .with_id_generator(RandomIdGenerator::default())
         .with_span_processor(baggage_attributes::BaggageSpanProcessor::new(
             config.baggage_span_attributes.clone(),
+            export,
         ));
-    let builder = match config.traces_exporter {
-        ExporterKind::None => builder,
-        ExporterKind::Otlp => {
-            let timeout = config.traces_otlp.timeout.min(config.batch.export_timeout);
-            let exporter = span_exporter(&config.traces_otlp, timeout)?;
-            builder.with_span_processor(batch::BoundedBatchSpanProcessor::new(
-                exporter,
-                config.batch,
-                stats.clone(),
-            ))
-        }
-        ExporterKind::Console => {
-            builder.with_span_processor(batch::BoundedBatchSpanProcessor::new(
-                opentelemetry_stdout::SpanExporter::default(),
-                config.batch,
-                stats.clone(),
-            ))
-        }
-    };
     Ok(builder.build())
 }
 
