@@ -177,10 +177,11 @@ impl Operation {
         from_retry_after: bool,
     ) {
         // One tracing event is both the log line and, through tracing-opentelemetry, the span
-        // event (named after the message).
+        // event (named after the message). A warning: an attempt failed, and only warnings and
+        // errors become span events (telemetry's span filter).
         tracing::event!(
             parent: &self.span,
-            tracing::Level::INFO,
+            tracing::Level::WARN,
             {
                 { sc::LLM_RETRY_ATTEMPT } = i64::from(resend),
                 { sc::ERROR_TYPE } = reason,

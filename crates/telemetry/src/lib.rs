@@ -45,6 +45,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{RandomIdGenerator, Sampler, SdkTracerProvider};
+use tracing_subscriber::filter::FilterExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _, Registry};
@@ -494,8 +495,16 @@ fn subscriber_layers(
         .iter()
         .map(|c| format!(",{c}=off"))
         .collect();
+    // Spans at info and above; of events only warnings and errors, which mark the span (an
+    // error sets its status). Info events are log records already (stderr and OTLP logs, with
+    // trace and span ids); copying each onto its span as well doubled their cost for nothing.
+    // Code that wants a span event says so with `OpenTelemetrySpanExt::add_event`.
     let span_filter = || {
-        EnvFilter::try_new(format!("info{pipeline_off}")).unwrap_or_else(|_| EnvFilter::new("info"))
+        EnvFilter::try_new(format!("info{pipeline_off}"))
+            .unwrap_or_else(|_| EnvFilter::new("info"))
+            .and(tracing_subscriber::filter::filter_fn(|meta| {
+                meta.is_span() || *meta.level() <= tracing::Level::WARN
+            }))
     };
     let mut layers: Vec<BoxedLayer> = vec![fmt_layer];
     match &providers.tracer {

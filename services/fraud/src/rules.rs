@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use contract::CustomerId;
 use contract::fraud::{Assessment, Decision, Reason, Rule};
+use opentelemetry::KeyValue;
 use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::patterns::{self, Signature};
 use crate::velocity::{Clock, Velocity, VelocityTracker};
@@ -393,11 +395,15 @@ impl Scorer {
         for outcome in &outcomes {
             span.record(score_field(outcome.rule), round3(outcome.score));
             if outcome.triggered() {
-                tracing::info!(
-                    fraud.rule.name = outcome.rule.as_str(),
-                    fraud.rule.score = round3(outcome.score),
-                    fraud.rule.detail = %outcome.detail,
-                    "fraud.rule.triggered"
+                // A span event, not a log line: the decision's log line already lists the
+                // rules, and info-level log events do not become span events.
+                span.add_event(
+                    "fraud.rule.triggered",
+                    vec![
+                        KeyValue::new("fraud.rule.name", outcome.rule.as_str()),
+                        KeyValue::new("fraud.rule.score", round3(outcome.score)),
+                        KeyValue::new("fraud.rule.detail", outcome.detail.clone()),
+                    ],
                 );
             }
         }
