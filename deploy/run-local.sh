@@ -18,7 +18,7 @@ export OTEL_RESOURCE_ATTRIBUTES="${OTEL_RESOURCE_ATTRIBUTES:-deployment.environm
 # Our services are internal (they get baggage); the LLM on 8090 plays an external provider.
 export TELEMETRY_INTERNAL_HOSTS="localhost:8080,localhost:8081,localhost:8082"
 # The exporter's own per-batch warnings are left out; telemetry.spans.export_failed reports them.
-export RUST_LOG="${RUST_LOG:-info,opentelemetry_sdk=off,opentelemetry_otlp=off}"
+export RUST_LOG="${RUST_LOG:-info,opentelemetry_sdk=off,opentelemetry-otlp=off}"
 export LLM_BASE_URL="${LLM_BASE_URL:-http://localhost:8090/v1}"
 
 pids=()

@@ -76,6 +76,13 @@ fn requests_are_unharmed_and_failed_exports_counted_when_no_receiver_listens() {
                 .await,
             "export failure logged"
         );
+        // The exporter's own complaints stay local: shipping them over OTLP would feed the
+        // pipeline with reports of its own failures.
+        let logs = format!("{:?}", env.sink.received().logs);
+        assert!(
+            !logs.contains("opentelemetry-otlp") && !logs.contains("Export.Failed"),
+            "the exporter's own events were exported: {logs}"
+        );
     });
     assert!(stats.enqueued.load(Ordering::Relaxed) >= 320 * 4);
 }
