@@ -9,7 +9,9 @@
 # counting OTLP receiver), the three services on 127.0.0.1:18080-18082 with the named one under
 # callgrind, sends 50 unmeasured requests, zeroes the counters, sends REQUESTS (default 200) one at
 # a time, waits for the last span batch to export, and dumps. It prints the instructions per
-# request and leaves the profile in target/callgrind/ for callgrind_annotate.
+# request and leaves the profile in target/callgrind/ for callgrind_annotate. Variables in EXTRA_ENV
+# (space-separated NAME=value) are passed to the three services, to compare settings; with
+# PROTOCOL=http/protobuf the traced services export to the receiver over OTLP/HTTP instead.
 set -euo pipefail
 
 mode=${1:?traced or untraced}
@@ -32,12 +34,15 @@ trap cleanup EXIT
 
 "$bin/loadbench" stubs >"$out/stubs.env" 2>/dev/null &
 pids+=($!)
-for _ in $(seq 50); do [ -s "$out/stubs.env" ] && [ "$(wc -l <"$out/stubs.env")" -ge 2 ] && break; sleep 0.1; done
+for _ in $(seq 50); do [ -s "$out/stubs.env" ] && [ "$(wc -l <"$out/stubs.env")" -ge 3 ] && break; sleep 0.1; done
 llm=$(sed -n 's/^LLM_BASE_URL=//p' "$out/stubs.env")
 collector=$(sed -n 's/^OTEL_EXPORTER_OTLP_ENDPOINT=//p' "$out/stubs.env")
+if [ "${PROTOCOL:-grpc}" = http/protobuf ]; then
+  collector="$(sed -n 's/^OTLP_HTTP_ENDPOINT=//p' "$out/stubs.env") OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+fi
 
 env_of() {
-  echo "PATH=$PATH" "LLM_BASE_URL=$llm"
+  echo "PATH=$PATH" "LLM_BASE_URL=$llm" ${EXTRA_ENV:-}
   if [ "$mode" = untraced ]; then
     echo OTEL_SDK_DISABLED=true
   else

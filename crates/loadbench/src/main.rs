@@ -69,6 +69,17 @@ struct Cli {
     /// Keep each service's log (stderr) in this directory, as `<configuration>-<service>.log`.
     #[arg(long)]
     logs: Option<PathBuf>,
+    /// Extra environment for our services in every configuration, as NAME=VALUE (repeatable):
+    /// to compare settings such as `OTEL_BSP_MAX_QUEUE_SIZE` or `_RJEM_MALLOC_CONF`.
+    #[arg(long = "service-env", value_parser = parse_env_pair)]
+    service_env: Vec<(String, String)>,
+}
+
+fn parse_env_pair(pair: &str) -> Result<(String, String), String> {
+    match pair.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {pair:?}")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +191,7 @@ async fn main() -> anyhow::Result<()> {
         let sink = stubs::collector(Collector::Up).await?;
         println!("LLM_BASE_URL=http://{llm}/v1");
         println!("OTEL_EXPORTER_OTLP_ENDPOINT={}", sink.grpc_endpoint());
+        println!("OTLP_HTTP_ENDPOINT={}", sink.http_endpoint());
         loop {
             tokio::time::sleep(Duration::from_secs(10)).await;
             eprintln!("spans received: {}", sink.span_count());
@@ -309,15 +321,10 @@ async fn measure(
             let mut env = common.clone();
             env.push(("PORT", port.to_string()));
             env.extend(extra.iter().cloned());
+            let mut env = vars(&env);
+            env.extend(cli.service_env.iter().cloned());
             let log = log_path(cli, setup, name);
-            Service::start(
-                name,
-                port,
-                &bin_dir.join(name),
-                &[],
-                &vars(&env),
-                log.as_deref(),
-            )
+            Service::start(name, port, &bin_dir.join(name), &[], &env, log.as_deref())
         };
         vec![
             service(
