@@ -76,6 +76,8 @@ pub(crate) struct BoundedBatchSpanProcessor {
     /// Set while a `BatchReady` is on its way, so a burst of spans sends one message.
     batch_ready_sent: Arc<AtomicBool>,
     batch_size: usize,
+    /// How long `force_flush` waits (`OTEL_BSP_EXPORT_TIMEOUT`).
+    flush_timeout: Duration,
     stats: Arc<SpanPipelineStats>,
     worker: Mutex<Option<JoinHandle<()>>>,
     stop_reporter: Sender<()>,
@@ -140,6 +142,7 @@ impl BoundedBatchSpanProcessor {
             control: control_tx,
             batch_ready_sent,
             batch_size: config.max_export_batch_size,
+            flush_timeout: config.export_timeout,
             stats,
             worker: Mutex::new(worker),
             stop_reporter: stop_tx,
@@ -168,6 +171,11 @@ impl SpanProcessor for BoundedBatchSpanProcessor {
         if !span.span_context.is_sampled() {
             return;
         }
+        if self.shut_down.load(Ordering::Acquire) {
+            // Nothing will export it any more: a drop, not an enqueue.
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         match self.spans.try_send(span) {
             Ok(()) => {
                 self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
@@ -190,7 +198,7 @@ impl SpanProcessor for BoundedBatchSpanProcessor {
         if self.shut_down.load(Ordering::Acquire) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
-        self.call(Control::Flush, Duration::from_secs(30))
+        self.call(Control::Flush, self.flush_timeout)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -203,6 +211,12 @@ impl SpanProcessor for BoundedBatchSpanProcessor {
             && let Some(handle) = self.worker.lock().ok().and_then(|mut w| w.take())
         {
             let _ = handle.join();
+            // A span that ended while shutdown was draining may have slipped in behind the last
+            // batch; with the worker gone nothing exports it, so it counts as dropped.
+            if let Some(queue) = self.stats.queue.get() {
+                let left = queue.try_iter().count() as u64;
+                self.stats.dropped.fetch_add(left, Ordering::Relaxed);
+            }
         }
         result
     }
@@ -230,7 +244,9 @@ impl<E: SpanExporter> Worker<E> {
                     // Cleared before reading the queue: spans that arrive during the export
                     // send the next message themselves.
                     self.batch_ready_sent.store(false, Ordering::Release);
-                    while spans.len() >= self.config.max_export_batch_size {
+                    // The full batches queued now, not more: under load the queue refills as
+                    // fast as it drains, and a flush or shutdown waits behind this message.
+                    for _ in 0..spans.len() / self.config.max_export_batch_size {
                         let _ = self.export_batch(&spans);
                     }
                     deadline = Instant::now() + self.config.schedule_delay;
@@ -435,6 +451,113 @@ mod tests {
         assert_eq!(stats.queued(), 1);
         provider.force_flush().expect("flush");
         assert_eq!(exporter.exported.load(Ordering::SeqCst), 9);
+        provider.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn a_span_ended_after_shutdown_counts_as_dropped() {
+        let exporter = GateExporter {
+            open: Arc::new(AtomicBool::new(true)),
+            exported: Arc::new(AtomicUsize::new(0)),
+        };
+        let stats = Arc::new(SpanPipelineStats::default());
+        let processor =
+            BoundedBatchSpanProcessor::new(exporter.clone(), config(64, 4), stats.clone());
+        tracer_span(&processor);
+        processor.shutdown().expect("shutdown");
+        tracer_span(&processor);
+        assert_eq!(exporter.exported.load(Ordering::SeqCst), 1);
+        assert_eq!(stats.enqueued.load(Ordering::SeqCst), 1);
+        assert_eq!(stats.dropped.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn force_flush_gives_up_after_the_export_timeout() {
+        let exporter = GateExporter {
+            open: Arc::new(AtomicBool::new(false)),
+            exported: Arc::new(AtomicUsize::new(0)),
+        };
+        let mut config = config(64, 4);
+        config.export_timeout = Duration::from_millis(200);
+        let stats = Arc::new(SpanPipelineStats::default());
+        let processor = BoundedBatchSpanProcessor::new(exporter.clone(), config, stats);
+        tracer_span(&processor);
+        let started = Instant::now();
+        let result = processor.force_flush();
+        assert!(
+            matches!(result, Err(OTelSdkError::Timeout(_))),
+            "{result:?}"
+        );
+        assert!(
+            started.elapsed() < WAIT,
+            "flush waited {:?}",
+            started.elapsed()
+        );
+        exporter.open.store(true, Ordering::SeqCst);
+        assert!(processor.shutdown().is_ok());
+    }
+
+    /// Ends one sampled span straight into `processor`.
+    fn tracer_span(processor: &BoundedBatchSpanProcessor) {
+        let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        provider.tracer("test").in_span("s", |_| {});
+        let _ = provider.force_flush();
+        for span in exporter.get_finished_spans().expect("spans") {
+            processor.on_end(span);
+        }
+    }
+
+    /// An exporter that takes a while per batch, like a real collector under load.
+    #[derive(Debug, Clone, Default)]
+    struct SlowExporter {
+        exported: Arc<AtomicUsize>,
+    }
+
+    impl SpanExporter for SlowExporter {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            std::thread::sleep(Duration::from_millis(5));
+            self.exported.fetch_add(batch.len(), Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn flush_under_load_exports_what_was_queued_and_returns() {
+        let exporter = SlowExporter::default();
+        let stats = Arc::new(SpanPipelineStats::default());
+        let processor = BoundedBatchSpanProcessor::new(exporter.clone(), config(256, 8), stats);
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build();
+        let stop = Arc::new(AtomicBool::new(false));
+        let producer = {
+            let (provider, stop) = (provider.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let tracer = provider.tracer("load");
+                while !stop.load(Ordering::SeqCst) {
+                    tracer.in_span("s", |_| {});
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        // The producer refills the queue faster than a batch exports: a flush that drained
+        // until empty would never return.
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let flusher = {
+            let provider = provider.clone();
+            std::thread::spawn(move || {
+                let _ = done_tx.send(provider.force_flush());
+            })
+        };
+        let flushed = done_rx.recv_timeout(WAIT);
+        stop.store(true, Ordering::SeqCst);
+        producer.join().expect("producer");
+        flusher.join().expect("flusher");
+        assert!(matches!(flushed, Ok(Ok(()))), "{flushed:?}");
+        assert!(exporter.exported.load(Ordering::SeqCst) > 0);
         provider.shutdown().expect("shutdown");
     }
 
