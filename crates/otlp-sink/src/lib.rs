@@ -6,7 +6,9 @@
 //! Collector or Docker, which our machines do not have.
 //!
 //! # Layout
-//! - [`OtlpSink::start`] binds both listeners on port 0 and serves them on the current runtime.
+//! - [`OtlpSink::start`] binds both listeners on port 0 and serves them on the current runtime;
+//!   [`OtlpSink::start_tls`] does the same over TLS ([`SinkTls`], mutual TLS when it names a
+//!   client CA).
 //! - [`Received`] holds the decoded requests; [`SpanView`] flattens a span with its resource.
 //! - [`OtlpSink::set_unavailable`] makes every endpoint answer "unavailable" to test exporter
 //!   failure; [`OtlpSink::set_stuck`] makes it never answer; [`OtlpSink::set_count_only`] keeps
@@ -208,6 +210,72 @@ pub struct OtlpSink {
     inner: Arc<Inner>,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
+    scheme: &'static str,
+}
+
+/// TLS for the receiver, all PEM: its certificate chain and key, and, for mutual TLS, the CA
+/// that client certificates must chain to (a client without one is then refused).
+#[derive(Debug, Clone)]
+pub struct SinkTls {
+    /// The server's certificate chain.
+    pub cert_pem: Vec<u8>,
+    /// The server's private key.
+    pub key_pem: Vec<u8>,
+    /// The CA of accepted client certificates; `None` accepts any client.
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl SinkTls {
+    /// The rustls configuration of the HTTP listener.
+    fn rustls(&self) -> std::io::Result<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let invalid = |e: &dyn std::fmt::Display| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+        };
+        let certs = CertificateDer::pem_slice_iter(&self.cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(&e))?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| invalid(&e))?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid(&e))?;
+        let builder = match &self.client_ca_pem {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(ca) {
+                    roots
+                        .add(cert.map_err(|e| invalid(&e))?)
+                        .map_err(|e| invalid(&e))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| invalid(&e))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder
+            .with_single_cert(certs, key)
+            .map_err(|e| invalid(&e))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
+    }
+
+    /// The tonic configuration of the gRPC listener.
+    fn tonic(&self) -> tonic::transport::ServerTlsConfig {
+        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+        let config =
+            ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
+        match &self.client_ca_pem {
+            Some(ca) => config.client_ca_root(Certificate::from_pem(ca)),
+            None => config,
+        }
+    }
 }
 
 impl OtlpSink {
@@ -218,16 +286,38 @@ impl OtlpSink {
         Self::serve(grpc, http).await
     }
 
+    /// Like [`Self::start`], over TLS: the endpoints are `https://127.0.0.1:PORT`.
+    pub async fn start_tls(tls: SinkTls) -> std::io::Result<Self> {
+        let grpc = TcpListener::bind("127.0.0.1:0").await?;
+        let http = TcpListener::bind("127.0.0.1:0").await?;
+        Self::serve_with(grpc, http, Some(tls)).await
+    }
+
     /// Serves on listeners the caller bound (to use fixed ports, as a compose file would).
     pub async fn serve(grpc: TcpListener, http: TcpListener) -> std::io::Result<Self> {
+        Self::serve_with(grpc, http, None).await
+    }
+
+    async fn serve_with(
+        grpc: TcpListener,
+        http: TcpListener,
+        tls: Option<SinkTls>,
+    ) -> std::io::Result<Self> {
         let inner = Arc::new(Inner::default());
         let grpc_addr = grpc.local_addr()?;
         let http_addr = http.local_addr()?;
+        let http_tls = tls.as_ref().map(SinkTls::rustls).transpose()?;
 
         let svc = GrpcSvc(inner.clone());
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = &tls {
+            server = server
+                .tls_config(tls.tonic())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        }
         tokio::spawn(async move {
-            let result = tonic::transport::Server::builder()
+            let result = server
                 .add_service(TraceServiceServer::new(svc.clone()).accept_compressed(GZIP))
                 .add_service(MetricsServiceServer::new(svc.clone()).accept_compressed(GZIP))
                 .add_service(LogsServiceServer::new(svc).accept_compressed(GZIP))
@@ -243,27 +333,39 @@ impl OtlpSink {
             .route("/v1/metrics", post(http_metrics))
             .route("/v1/logs", post(http_logs))
             .with_state(inner.clone());
-        tokio::spawn(async move {
-            if let Err(error) = axum::serve(http, app).await {
-                tracing::error!(%error, "otlp_sink.http.stopped");
+        match http_tls {
+            None => {
+                tokio::spawn(async move {
+                    if let Err(error) = axum::serve(http, app).await {
+                        tracing::error!(%error, "otlp_sink.http.stopped");
+                    }
+                });
             }
-        });
+            Some(config) => {
+                tokio::spawn(serve_https(
+                    http,
+                    tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+                    app,
+                ));
+            }
+        }
 
         Ok(Self {
             inner,
             grpc_addr,
             http_addr,
+            scheme: if tls.is_some() { "https" } else { "http" },
         })
     }
 
-    /// `http://127.0.0.1:PORT` of the gRPC listener.
+    /// `http://127.0.0.1:PORT` (`https` with TLS) of the gRPC listener.
     pub fn grpc_endpoint(&self) -> String {
-        format!("http://{}", self.grpc_addr)
+        format!("{}://{}", self.scheme, self.grpc_addr)
     }
 
-    /// `http://127.0.0.1:PORT` of the HTTP listener (without a `/v1/...` path).
+    /// `http://127.0.0.1:PORT` (`https` with TLS) of the HTTP listener, without a `/v1/...` path.
     pub fn http_endpoint(&self) -> String {
-        format!("http://{}", self.http_addr)
+        format!("{}://{}", self.scheme, self.http_addr)
     }
 
     /// While set, every endpoint answers "unavailable" (gRPC) or 503 (HTTP) and stores nothing.
@@ -446,6 +548,27 @@ impl LogsService for GrpcSvc {
         self.0.count(&req);
         self.0.record(|r| r.logs.push((Transport::Grpc, req)));
         Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
+/// Accepts TLS connections and serves `app` on each (HTTP/1.1 or HTTP/2, by ALPN). A client that
+/// fails the handshake (an untrusted or missing client certificate) is dropped.
+async fn serve_https(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, app: Router) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+        });
     }
 }
 

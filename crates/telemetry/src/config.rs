@@ -97,6 +97,29 @@ pub struct OtlpConfig {
     pub timeout: Duration,
     /// Gzip request bodies (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`).
     pub gzip: bool,
+    /// PEM files for TLS to the collector.
+    pub tls: TlsFiles,
+}
+
+/// PEM files for TLS to the collector: `OTEL_EXPORTER_OTLP_CERTIFICATE` (a CA to trust besides
+/// the system's), `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and `OTEL_EXPORTER_OTLP_CLIENT_KEY` (for
+/// mutual TLS), each with its per-signal variant. They are read when the exporter is built; one
+/// that cannot be read turns that signal's export off with a warning.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// CA certificate(s) to trust, PEM.
+    pub certificate: Option<std::path::PathBuf>,
+    /// Client certificate chain, PEM.
+    pub client_certificate: Option<std::path::PathBuf>,
+    /// Client private key, PEM.
+    pub client_key: Option<std::path::PathBuf>,
+}
+
+impl TlsFiles {
+    /// Whether any file is set.
+    pub fn any(&self) -> bool {
+        self.certificate.is_some() || self.client_certificate.is_some() || self.client_key.is_some()
+    }
 }
 
 impl std::fmt::Debug for OtlpConfig {
@@ -113,6 +136,7 @@ impl std::fmt::Debug for OtlpConfig {
             .field("headers", &headers)
             .field("timeout", &self.timeout)
             .field("gzip", &self.gzip)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -317,7 +341,16 @@ impl TelemetryConfig {
                 LogFormat::Human
             }
         };
-        let log_filter = r.string_or("RUST_LOG", "info");
+        let mut log_filter = r.string_or("RUST_LOG", "info");
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
+            // A typo in RUST_LOG must not stop the service: it logs at info and says why.
+            r.reject(
+                "RUST_LOG",
+                format!("invalid filter: {error}"),
+                Some("info".to_owned()),
+            );
+            log_filter = "info".to_owned();
+        }
 
         let propagation = PropagationPolicy {
             internal_hosts: r
@@ -424,7 +457,7 @@ fn otlp(r: &mut Reader<'_>, signal: Signal) -> OtlpConfig {
         }),
     };
 
-    let endpoint = if let Some(url) = r.get(&format!("OTEL_EXPORTER_OTLP_{infix}_ENDPOINT")) {
+    let mut endpoint = if let Some(url) = r.get(&format!("OTEL_EXPORTER_OTLP_{infix}_ENDPOINT")) {
         // Per-signal endpoints are used as-is, path included.
         url
     } else if let Some(base) = r.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
@@ -483,12 +516,56 @@ fn otlp(r: &mut Reader<'_>, signal: Signal) -> OtlpConfig {
         }
     };
 
+    // INSECURE decides the scheme of a gRPC endpoint given without one, as the OTLP exporter
+    // specification says; a scheme, when present, always wins.
+    let insecure_key = format!("OTEL_EXPORTER_OTLP_{infix}_INSECURE");
+    let insecure = if r.get(&insecure_key).is_some() {
+        r.bool_or(&insecure_key, false)
+    } else {
+        r.bool_or("OTEL_EXPORTER_OTLP_INSECURE", false)
+    };
+    let has_scheme = endpoint
+        .split_once("://")
+        .is_some_and(|(scheme, _)| !scheme.contains(['/', '?', '#']));
+    if protocol == Protocol::Grpc && !has_scheme {
+        let scheme = if insecure { "http" } else { "https" };
+        endpoint = format!("{scheme}://{endpoint}");
+    }
+
+    let file = |r: &mut Reader<'_>, name: &str| {
+        r.first_of(&[
+            &format!("OTEL_EXPORTER_OTLP_{infix}_{name}"),
+            &format!("OTEL_EXPORTER_OTLP_{name}"),
+        ])
+        .map(|(_, path)| std::path::PathBuf::from(path))
+    };
+    let mut tls = TlsFiles {
+        certificate: file(r, "CERTIFICATE"),
+        client_certificate: file(r, "CLIENT_CERTIFICATE"),
+        client_key: file(r, "CLIENT_KEY"),
+    };
+    if tls.client_certificate.is_some() != tls.client_key.is_some() {
+        let (missing, given) = if tls.client_key.is_none() {
+            ("CLIENT_KEY", "CLIENT_CERTIFICATE")
+        } else {
+            ("CLIENT_CERTIFICATE", "CLIENT_KEY")
+        };
+        r.reject(
+            &format!("OTEL_EXPORTER_OTLP_{given}"),
+            format!("set without OTEL_EXPORTER_OTLP_{missing}; no client certificate is sent"),
+            None,
+        );
+        tls.client_certificate = None;
+        tls.client_key = None;
+    }
+
     OtlpConfig {
         endpoint,
         protocol,
         headers,
         timeout,
         gzip,
+        tls,
     }
 }
 
@@ -587,6 +664,10 @@ mod tests {
     #[case::http_base_with_path(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/otlp/")], Signal::Logs, "http://c:4318/otlp/v1/logs")]
     #[case::signal_endpoint_as_is(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:9999/custom")], Signal::Traces, "http://t:9999/custom")]
     #[case::signal_protocol_wins(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf")], Signal::Logs, "http://localhost:4318/v1/logs")]
+    #[case::grpc_without_scheme_is_secure(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")], Signal::Traces, "https://collector:4317")]
+    #[case::grpc_without_scheme_insecure(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"), ("OTEL_EXPORTER_OTLP_INSECURE", "TRUE")], Signal::Metrics, "http://collector:4317")]
+    #[case::signal_insecure_wins(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"), ("OTEL_EXPORTER_OTLP_INSECURE", "true"), ("OTEL_EXPORTER_OTLP_LOGS_INSECURE", "false")], Signal::Logs, "https://collector:4317")]
+    #[case::scheme_beats_insecure(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317"), ("OTEL_EXPORTER_OTLP_INSECURE", "true")], Signal::Traces, "https://collector:4317")]
     fn endpoints_resolve_per_spec(
         #[case] vars: &[(&str, &str)],
         #[case] signal: Signal,
@@ -599,6 +680,51 @@ mod tests {
             Signal::Logs => c.logs_otlp,
         };
         assert_eq!(otlp.endpoint, expected);
+    }
+
+    #[test]
+    fn tls_files_are_read_per_signal_and_a_lone_client_certificate_is_refused() {
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/otel/ca.pem"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                "/etc/otel/traces-ca.pem",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                "/etc/otel/client.pem",
+            ),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/otel/client.key"),
+            ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", "/etc/otel/logs.key"),
+        ]);
+        let path = |p: &str| Some(std::path::PathBuf::from(p));
+        assert_eq!(
+            c.traces_otlp.tls.certificate,
+            path("/etc/otel/traces-ca.pem")
+        );
+        assert_eq!(c.metrics_otlp.tls.certificate, path("/etc/otel/ca.pem"));
+        assert_eq!(c.metrics_otlp.tls.client_key, path("/etc/otel/client.key"));
+        assert_eq!(c.logs_otlp.tls.client_key, path("/etc/otel/logs.key"));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+        let c = config(&[(
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            "/etc/otel/client.pem",
+        )]);
+        assert_eq!(c.traces_otlp.tls.client_certificate, None);
+        assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("OTEL_EXPORTER_OTLP_CLIENT_KEY"));
+    }
+
+    #[test]
+    fn an_invalid_rust_log_falls_back_to_info_with_a_warning() {
+        let c = config(&[("RUST_LOG", "info,[[[")]);
+        assert_eq!(c.log_filter, "info");
+        assert!(
+            c.warnings.iter().any(|w| w.starts_with("RUST_LOG")),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub use client::{
 };
 pub use config::{
     BatchConfig, ExporterKind, LogFormat, OtlpConfig, PropagationPolicy, PropagatorKind, Protocol,
-    SamplerConfig, ServiceInfo, TelemetryConfig,
+    SamplerConfig, ServiceInfo, TelemetryConfig, TlsFiles,
 };
 pub use propagation::{BaggagePropagator, HeaderExtractor, HeaderInjector, TraceContextPropagator};
 pub use server::{
@@ -78,26 +78,14 @@ const PIPELINE_CRATES: &[&str] = &[
     "reqwest",
 ];
 
-/// Why [`init`] failed.
+/// Why [`init`] failed. Only a programming error is: telemetry settings that cannot be honoured
+/// (an exporter that cannot be built, an unreadable certificate, an invalid `RUST_LOG`) are logged
+/// as warnings and the service starts without that part.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
-    /// An OTLP exporter could not be built from the configuration.
-    #[error("building the OTLP {signal} exporter failed: {source}")]
-    Exporter {
-        /// traces, metrics or logs.
-        signal: &'static str,
-        /// The exporter's error.
-        source: opentelemetry_otlp::ExporterBuildError,
-    },
-    /// OTLP/gRPC needs a Tokio runtime to drive its connection and none was running.
-    #[error("OTLP over gRPC needs a Tokio runtime: call init from inside one")]
-    NoRuntime,
     /// A global tracing subscriber was already installed.
     #[error("a global tracing subscriber is already installed: {0}")]
     Subscriber(String),
-    /// A log filter directive could not be parsed.
-    #[error("invalid log filter: {0}")]
-    Filter(String),
 }
 
 /// Keeps the providers alive; dropping it flushes and shuts them down within the configured
@@ -216,19 +204,20 @@ pub fn init_with(
 ) -> Result<TelemetryGuard, InitError> {
     opentelemetry::global::set_text_map_propagator(propagator(&config));
     let stats = Arc::new(SpanPipelineStats::default());
-    let fmt_layer = fmt_layer(&config)?;
+    let fmt_layer = fmt_layer(&config);
+    let mut skipped = Vec::new();
     let providers = if config.sdk_disabled {
         Providers::default()
     } else {
-        Providers::build(&service, &config, &stats)?
+        Providers::build(&service, &config, &stats, &mut skipped)
     };
     providers.install_globally(&stats);
-    let layers = subscriber_layers(fmt_layer, &providers, &config)?;
+    let layers = subscriber_layers(fmt_layer, &providers, &config);
     tracing_subscriber::registry()
         .with(layers)
         .try_init()
         .map_err(|e| InitError::Subscriber(e.to_string()))?;
-    log_started(&config);
+    log_started(&config, &skipped);
 
     Ok(TelemetryGuard {
         tracer: providers.tracer,
@@ -242,19 +231,24 @@ pub fn init_with(
 
 type BoxedLayer = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
 
+/// `RUST_LOG` as parsed (the configuration already replaced an invalid one with `info`), with
+/// `extra` directives appended.
+fn log_filter(config: &TelemetryConfig, extra: &str) -> EnvFilter {
+    EnvFilter::try_new(format!("{}{extra}", config.log_filter))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info{extra}")))
+}
+
 /// The stderr log lines, filtered by `RUST_LOG`.
-fn fmt_layer(config: &TelemetryConfig) -> Result<BoxedLayer, InitError> {
-    let log_filter =
-        EnvFilter::try_new(&config.log_filter).map_err(|e| InitError::Filter(e.to_string()))?;
+fn fmt_layer(config: &TelemetryConfig) -> BoxedLayer {
     let ansi = std::io::stderr().is_terminal() && config.log_format == LogFormat::Human;
-    Ok(Box::new(
+    Box::new(
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_ansi(false)
             .fmt_fields(logging::NoSpanFields)
             .event_format(logging::EventFormat::new(config.log_format, ansi))
-            .with_filter(log_filter),
-    ))
+            .with_filter(log_filter(config, "")),
+    )
 }
 
 /// The SDK providers; all absent with `OTEL_SDK_DISABLED=true`.
@@ -266,18 +260,33 @@ struct Providers {
 }
 
 impl Providers {
-    /// Traces, then metrics, then logs; the first exporter that cannot be built is the error.
+    /// Traces, metrics and logs. A signal whose exporter cannot be built is left out, and why is
+    /// added to `skipped` (logged once logging is up); spans are still made and propagated.
     fn build(
         service: &ServiceInfo,
         config: &TelemetryConfig,
         stats: &Arc<SpanPipelineStats>,
-    ) -> Result<Self, InitError> {
+        skipped: &mut Vec<String>,
+    ) -> Self {
         let resource = resource::build(service, config);
-        Ok(Self {
-            tracer: Some(tracer_provider(resource.clone(), config, stats)?),
-            meter: meter_provider(resource.clone(), config)?,
-            logger: logger_provider(resource, config)?,
-        })
+        fn keep<T>(
+            skipped: &mut Vec<String>,
+            signal: &str,
+            result: Result<Option<T>, String>,
+        ) -> Option<T> {
+            result.unwrap_or_else(|why| {
+                skipped.push(format!("{signal}: {why}; {signal} are not exported"));
+                None
+            })
+        }
+        let span_export = keep(skipped, "traces", span_processor(config, stats));
+        let meter = keep(skipped, "metrics", meter_provider(resource.clone(), config));
+        let logger = keep(skipped, "logs", logger_provider(resource.clone(), config));
+        Self {
+            tracer: Some(tracer_provider(resource, config, span_export)),
+            meter,
+            logger,
+        }
     }
 
     /// Makes the providers the global ones, and reports the span pipeline's health as metrics.
@@ -295,14 +304,12 @@ impl Providers {
     }
 }
 
-fn tracer_provider(
-    resource: Resource,
+/// The exporting span processor the configuration asks for, if any.
+fn span_processor(
     config: &TelemetryConfig,
     stats: &Arc<SpanPipelineStats>,
-) -> Result<SdkTracerProvider, InitError> {
-    // The provider exists even with OTEL_TRACES_EXPORTER=none: spans are still made and
-    // context still propagates with our span ids; only export is off.
-    let export = match config.traces_exporter {
+) -> Result<Option<batch::BoundedBatchSpanProcessor>, String> {
+    Ok(match config.traces_exporter {
         ExporterKind::None => None,
         ExporterKind::Otlp => {
             let timeout = config.traces_otlp.timeout.min(config.batch.export_timeout);
@@ -318,23 +325,33 @@ fn tracer_provider(
             config.batch,
             stats.clone(),
         )),
-    };
-    // One processor: the baggage copier wraps the exporting one (see its docs for why).
-    let builder = SdkTracerProvider::builder()
+    })
+}
+
+fn tracer_provider(
+    resource: Resource,
+    config: &TelemetryConfig,
+    export: Option<batch::BoundedBatchSpanProcessor>,
+) -> SdkTracerProvider {
+    // The provider exists even with no span export (OTEL_TRACES_EXPORTER=none, or an exporter
+    // that could not be built): spans are still made and context still propagates with our span
+    // ids; only export is off. One processor: the baggage copier wraps the exporting one (see
+    // its docs for why).
+    SdkTracerProvider::builder()
         .with_resource(resource)
         .with_sampler(sampler(&config.sampler))
         .with_id_generator(RandomIdGenerator::default())
         .with_span_processor(baggage_attributes::BaggageSpanProcessor::new(
             config.baggage_span_attributes.clone(),
             export,
-        ));
-    Ok(builder.build())
+        ))
+        .build()
 }
 
 fn meter_provider(
     resource: Resource,
     config: &TelemetryConfig,
-) -> Result<Option<SdkMeterProvider>, InitError> {
+) -> Result<Option<SdkMeterProvider>, String> {
     let builder = SdkMeterProvider::builder().with_resource(resource);
     let interval = config.metric_export_interval;
     let builder = match config.metrics_exporter {
@@ -366,7 +383,7 @@ fn meter_provider(
 fn logger_provider(
     resource: Resource,
     config: &TelemetryConfig,
-) -> Result<Option<SdkLoggerProvider>, InitError> {
+) -> Result<Option<SdkLoggerProvider>, String> {
     let builder = SdkLoggerProvider::builder().with_resource(resource);
     let builder = match config.logs_exporter {
         ExporterKind::None => return Ok(None),
@@ -381,66 +398,74 @@ fn logger_provider(
 }
 
 // The three OTLP exporters have builders of unrelated types, so each signal has its own small
-// function; what they share (endpoint, timeout, headers, compression) is in `grpc` and `http`.
+// function; what they share (endpoint, timeout, headers, compression, TLS) is in `grpc` and
+// `http`.
 
 fn span_exporter(
     otlp: &OtlpConfig,
     timeout: Duration,
-) -> Result<opentelemetry_otlp::SpanExporter, InitError> {
+) -> Result<opentelemetry_otlp::SpanExporter, String> {
     use opentelemetry_otlp::SpanExporter as E;
     match otlp.protocol {
         Protocol::Grpc => grpc(E::builder().with_tonic(), otlp, timeout)?.build(),
         Protocol::HttpProtobuf | Protocol::HttpJson => {
-            http(E::builder().with_http(), otlp, timeout).build()
+            http(E::builder().with_http(), otlp, timeout)?.build()
         }
     }
-    .map_err(exporter_error("traces"))
+    .map_err(|e| e.to_string())
 }
 
 fn metric_exporter(
     otlp: &OtlpConfig,
     timeout: Duration,
-) -> Result<opentelemetry_otlp::MetricExporter, InitError> {
+) -> Result<opentelemetry_otlp::MetricExporter, String> {
     use opentelemetry_otlp::MetricExporter as E;
     match otlp.protocol {
         Protocol::Grpc => grpc(E::builder().with_tonic(), otlp, timeout)?.build(),
         Protocol::HttpProtobuf | Protocol::HttpJson => {
-            http(E::builder().with_http(), otlp, timeout).build()
+            http(E::builder().with_http(), otlp, timeout)?.build()
         }
     }
-    .map_err(exporter_error("metrics"))
+    .map_err(|e| e.to_string())
 }
 
 fn log_exporter(
     otlp: &OtlpConfig,
     timeout: Duration,
-) -> Result<opentelemetry_otlp::LogExporter, InitError> {
+) -> Result<opentelemetry_otlp::LogExporter, String> {
     use opentelemetry_otlp::LogExporter as E;
     match otlp.protocol {
         Protocol::Grpc => grpc(E::builder().with_tonic(), otlp, timeout)?.build(),
         Protocol::HttpProtobuf | Protocol::HttpJson => {
-            http(E::builder().with_http(), otlp, timeout).build()
+            http(E::builder().with_http(), otlp, timeout)?.build()
         }
     }
-    .map_err(exporter_error("logs"))
+    .map_err(|e| e.to_string())
 }
 
-fn exporter_error(
-    signal: &'static str,
-) -> impl FnOnce(opentelemetry_otlp::ExporterBuildError) -> InitError {
-    move |source| InitError::Exporter { signal, source }
+/// Reads one PEM file named by a TLS setting; the error names the file and what it was for.
+fn read_pem(path: &std::path::Path, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+}
+
+/// Whether `endpoint` is `https://` (TLS files only matter then).
+fn is_https(endpoint: &str) -> bool {
+    endpoint
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
 /// OTLP/gRPC settings of any exporter builder: headers become metadata (entries that are not
-/// valid metadata are skipped).
+/// valid metadata are skipped); an `https` endpoint gets TLS with the system's and Mozilla's
+/// roots, plus the configured CA and client identity.
 fn grpc<B: WithExportConfig + WithTonicConfig>(
     builder: B,
     otlp: &OtlpConfig,
     timeout: Duration,
-) -> Result<B, InitError> {
+) -> Result<B, String> {
     // The exporter needs a runtime to drive its connection; without one it would fail later.
     if tokio::runtime::Handle::try_current().is_err() {
-        return Err(InitError::NoRuntime);
+        return Err("OTLP over gRPC needs a Tokio runtime: call init from inside one".to_owned());
     }
     let mut metadata = tonic::metadata::MetadataMap::new();
     for (k, v) in &otlp.headers {
@@ -451,10 +476,24 @@ fn grpc<B: WithExportConfig + WithTonicConfig>(
             metadata.insert(k, v);
         }
     }
-    let builder = builder
+    let mut builder = builder
         .with_endpoint(otlp.endpoint.clone())
         .with_timeout(timeout)
         .with_metadata(metadata);
+    if is_https(&otlp.endpoint) {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let mut tls = ClientTlsConfig::new().with_enabled_roots();
+        if let Some(ca) = &otlp.tls.certificate {
+            tls = tls.ca_certificate(Certificate::from_pem(read_pem(ca, "CA certificate")?));
+        }
+        if let (Some(cert), Some(key)) = (&otlp.tls.client_certificate, &otlp.tls.client_key) {
+            tls = tls.identity(Identity::from_pem(
+                read_pem(cert, "client certificate")?,
+                read_pem(key, "client key")?,
+            ));
+        }
+        builder = builder.with_tls_config(tls);
+    }
     Ok(if otlp.gzip {
         builder.with_compression(opentelemetry_otlp::Compression::Gzip)
     } else {
@@ -462,13 +501,14 @@ fn grpc<B: WithExportConfig + WithTonicConfig>(
     })
 }
 
-/// OTLP/HTTP settings of any exporter builder, protobuf or JSON bodies.
+/// OTLP/HTTP settings of any exporter builder, protobuf or JSON bodies. With TLS files set, the
+/// exporter gets its own blocking client that trusts the CA and presents the client identity.
 fn http<B: WithExportConfig + WithHttpConfig>(
     builder: B,
     otlp: &OtlpConfig,
     timeout: Duration,
-) -> B {
-    let builder = builder
+) -> Result<B, String> {
+    let mut builder = builder
         .with_protocol(if otlp.protocol == Protocol::HttpJson {
             opentelemetry_otlp::Protocol::HttpJson
         } else {
@@ -477,11 +517,42 @@ fn http<B: WithExportConfig + WithHttpConfig>(
         .with_endpoint(otlp.endpoint.clone())
         .with_timeout(timeout)
         .with_headers(otlp.headers.iter().cloned().collect::<HashMap<_, _>>());
-    if otlp.gzip {
+    if otlp.tls.any() {
+        builder = builder.with_http_client(tls_http_client(&otlp.tls, timeout)?);
+    }
+    Ok(if otlp.gzip {
         builder.with_compression(opentelemetry_otlp::Compression::Gzip)
     } else {
         builder
+    })
+}
+
+/// A blocking reqwest client for OTLP/HTTP that trusts `tls.certificate` besides the usual roots
+/// and presents the client certificate and key when both are set.
+fn tls_http_client(tls: &TlsFiles, timeout: Duration) -> Result<reqwest::blocking::Client, String> {
+    let mut builder = reqwest::blocking::Client::builder().timeout(timeout);
+    if let Some(ca) = &tls.certificate {
+        let pem = read_pem(ca, "CA certificate")?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("the CA certificate {} is not PEM: {e}", ca.display()))?;
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
     }
+    if let (Some(cert), Some(key)) = (&tls.client_certificate, &tls.client_key) {
+        let mut pem = read_pem(cert, "client certificate")?;
+        pem.push(b'\n');
+        pem.extend(read_pem(key, "client key")?);
+        let identity = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| format!("the client certificate or key is not usable PEM: {e}"))?;
+        builder = builder.identity(identity);
+    }
+    // A blocking client owns a runtime of its own, which must not be created (or later dropped)
+    // on a Tokio worker: build it on a plain thread, as opentelemetry-otlp does for its default.
+    std::thread::spawn(move || builder.build())
+        .join()
+        .map_err(|_| "building the HTTP client panicked".to_owned())?
+        .map_err(|e| format!("building the HTTP client failed: {e}"))
 }
 
 /// The subscriber's layers: the log lines, the spans (to the SDK, or a no-op tracer that still
@@ -490,7 +561,7 @@ fn subscriber_layers(
     fmt_layer: BoxedLayer,
     providers: &Providers,
     config: &TelemetryConfig,
-) -> Result<Vec<BoxedLayer>, InitError> {
+) -> Vec<BoxedLayer> {
     let pipeline_off: String = PIPELINE_CRATES
         .iter()
         .map(|c| format!(",{c}=off"))
@@ -531,20 +602,22 @@ fn subscriber_layers(
         )),
     }
     if let Some(l) = &providers.logger {
-        let filter = EnvFilter::try_new(format!("{}{pipeline_off}", config.log_filter))
-            .map_err(|e| InitError::Filter(e.to_string()))?;
         layers.push(Box::new(
             opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(l)
-                .with_filter(filter),
+                .with_filter(log_filter(config, &pipeline_off)),
         ));
     }
-    Ok(layers)
+    layers
 }
 
-/// Logs the configuration's warnings (now that logging is up) and what was started.
-fn log_started(config: &TelemetryConfig) {
+/// Logs the configuration's warnings and the signals left out (now that logging is up), and what
+/// was started.
+fn log_started(config: &TelemetryConfig, skipped: &[String]) {
     for warning in &config.warnings {
         tracing::warn!(target: "telemetry", warning = %warning, "telemetry.config.invalid");
+    }
+    for reason in skipped {
+        tracing::warn!(target: "telemetry", reason = %reason, "telemetry.export.disabled");
     }
     tracing::info!(
         target: "telemetry",

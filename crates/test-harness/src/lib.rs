@@ -59,12 +59,36 @@ impl TestEnv {
         service: ServiceInfo,
         vars: impl FnOnce(&OtlpSink) -> Vec<(String, String)>,
     ) -> Self {
+        Self::start_with(service, None, vars)
+    }
+
+    /// Like [`Self::start`], with the sink serving over TLS.
+    pub fn start_tls(
+        service: ServiceInfo,
+        tls: otlp_sink::SinkTls,
+        vars: impl FnOnce(&OtlpSink) -> Vec<(String, String)>,
+    ) -> Self {
+        Self::start_with(service, Some(tls), vars)
+    }
+
+    fn start_with(
+        service: ServiceInfo,
+        tls: Option<otlp_sink::SinkTls>,
+        vars: impl FnOnce(&OtlpSink) -> Vec<(String, String)>,
+    ) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("runtime");
-        let sink = rt.block_on(OtlpSink::start()).expect("sink");
+        let sink = rt
+            .block_on(async {
+                match tls {
+                    None => OtlpSink::start().await,
+                    Some(tls) => OtlpSink::start_tls(tls).await,
+                }
+            })
+            .expect("sink");
         let mut map: HashMap<String, String> = FAST
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
