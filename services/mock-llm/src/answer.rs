@@ -1,9 +1,10 @@
 //! Deterministic answers grounded only in the products written into the prompt.
 //!
-//! The chatbot writes its retrieved products into the conversation as
-//! [`catalog::Product::prompt_line`] lines; the mock reads every such line back with
-//! [`catalog::parse_prompt_line`] and answers the last user question from those products alone,
-//! so a test can tell a grounded answer from an invented one.
+//! The chatbot writes its retrieved products into the system message as
+//! [`catalog::Product::prompt_line`] lines; the mock reads every such line of the system (or
+//! developer) messages back with [`catalog::parse_prompt_line`], never of the user's, and answers
+//! the last user question from those products alone, so a test can tell a grounded answer from an
+//! invented one.
 //!
 //! Rules, in order:
 //! 1. The product is the one whose name shares the most words with the question (ties: the one
@@ -39,8 +40,8 @@ pub(crate) fn lookup_unavailable<'a>(contents: impl IntoIterator<Item = &'a str>
         .any(|line| line.trim() == catalog::LOOKUP_UNAVAILABLE)
 }
 
-/// Every product written into any of `contents` (the messages, in order), first occurrence of
-/// each name only.
+/// Every product written into any of `contents` (the grounding messages, in order), first
+/// occurrence of each name only.
 pub(crate) fn grounding<'a>(contents: impl IntoIterator<Item = &'a str>) -> Vec<PromptProduct> {
     let mut products: Vec<PromptProduct> = Vec::new();
     for line in contents.into_iter().flat_map(str::lines) {
