@@ -158,7 +158,9 @@ impl TracedClient {
         }
 
         let start = Instant::now();
+        let mut cancelled = CancelGuard(Some(span.clone()));
         let result = self.inner.execute(request).instrument(span.clone()).await;
+        cancelled.0 = None;
         match &result {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -183,6 +185,19 @@ impl TracedClient {
         }
         self.duration.record(start.elapsed().as_secs_f64(), &attrs);
         result
+    }
+}
+
+/// Marks the CLIENT span `error.type=cancelled` when the request is dropped before it finished:
+/// a caller's deadline that passed mid-call shows in the trace on the call that was running.
+struct CancelGuard(Option<tracing::Span>);
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if let Some(span) = self.0.take() {
+            span.record("error.type", "cancelled");
+            span.set_status(Status::error("cancelled"));
+        }
     }
 }
 
@@ -328,5 +343,53 @@ mod tests {
             .await
             .expect_err("invalid url");
         assert!(error.is_builder(), "{error:?}");
+    }
+
+    #[test]
+    fn a_request_dropped_mid_flight_ends_its_span_as_cancelled() {
+        use opentelemetry::trace::SpanKind;
+        let capture = test_harness::SpanCapture::start();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            // Accepts connections and never answers.
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            tokio::spawn(async move {
+                let mut held = Vec::new();
+                while let Ok((socket, _)) = listener.accept().await {
+                    held.push(socket);
+                }
+            });
+            let client = TracedClient::new(
+                reqwest::Client::new(),
+                crate::PropagationPolicy {
+                    internal_hosts: vec![],
+                    trace_headers_to_external: false,
+                },
+            );
+            let call = client.get(format!("http://{addr}/slow")).send();
+            let outcome = tokio::time::timeout(std::time::Duration::from_millis(200), call).await;
+            assert!(outcome.is_err(), "the caller's deadline passed first");
+        });
+        let spans = capture.finished_spans();
+        let span = spans
+            .iter()
+            .find(|s| s.span_kind == SpanKind::Client)
+            .expect("client span");
+        let error_type = span
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "error.type")
+            .map(|kv| kv.value.to_string());
+        assert_eq!(error_type.as_deref(), Some("cancelled"));
+        assert!(matches!(
+            span.status,
+            opentelemetry::trace::Status::Error { .. }
+        ));
     }
 }

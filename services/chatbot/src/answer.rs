@@ -117,11 +117,12 @@ async fn gather(
     })
 }
 
-/// Answers the question, as JSON or as a stream.
+/// Answers the question, as JSON or as a stream; a stream is cut at `deadline`.
 pub(crate) async fn answer(
     state: AppState,
     request: ChatRequest,
     identity: Identity,
+    deadline: tokio::time::Instant,
 ) -> Result<Response, AppError> {
     let findings = gather(&state, &request, &identity).await?;
     let products: Vec<catalog::Product> = findings
@@ -137,7 +138,8 @@ pub(crate) async fn answer(
     };
     let llm_request = prompt::build(&request.question, grounding, state.config.max_answer_tokens);
     if request.stream {
-        return crate::stream::stream_answer(state, llm_request, findings, identity).await;
+        return crate::stream::stream_answer(state, llm_request, findings, identity, deadline)
+            .await;
     }
     let response = state.llm.chat(llm_request).await?;
     let reply = ChatReply {

@@ -16,6 +16,12 @@ pub struct Config {
     pub recommendation_url: String,
     /// Deadline of each downstream call (`CHATBOT_DOWNSTREAM_TIMEOUT_MS`, 3000).
     pub downstream_timeout: Duration,
+    /// Deadline of a whole chat request, a streamed answer included
+    /// (`CHATBOT_REQUEST_TIMEOUT_MS`, 60000): past it the caller gets 504 `deadline_exceeded`.
+    pub request_timeout: Duration,
+    /// Largest fraud or recommendation reply read (`CHATBOT_DOWNSTREAM_MAX_BODY_BYTES`, 1 MiB);
+    /// a larger one is an invalid reply.
+    pub downstream_max_body_bytes: usize,
     /// Products put in the prompt (`CHATBOT_TOP_K`, 3).
     pub top_k: usize,
     /// Longest answer in tokens (`CHATBOT_MAX_ANSWER_TOKENS`, 256).
@@ -37,6 +43,9 @@ impl FromEnv for Config {
         let fraud_url = env.http_url_or("FRAUD_URL", "http://localhost:8082");
         let recommendation_url = env.http_url_or("RECOMMENDATION_URL", "http://localhost:8081");
         let downstream_timeout = env.positive_millis_or("CHATBOT_DOWNSTREAM_TIMEOUT_MS", 3000);
+        let request_timeout = env.positive_millis_or("CHATBOT_REQUEST_TIMEOUT_MS", 60_000);
+        let downstream_max_body_bytes =
+            env.positive_or("CHATBOT_DOWNSTREAM_MAX_BODY_BYTES", 1024 * 1024);
         let top_k = env.range_or("CHATBOT_TOP_K", 3, 1..=contract::recommendation::MAX_TOP_K);
         // Zero would fail every request: the model could not say anything.
         let max_answer_tokens = env.positive_or("CHATBOT_MAX_ANSWER_TOKENS", 256);
@@ -48,6 +57,8 @@ impl FromEnv for Config {
             fraud_url,
             recommendation_url,
             downstream_timeout,
+            request_timeout,
+            downstream_max_body_bytes,
             top_k,
             max_answer_tokens,
             channel,

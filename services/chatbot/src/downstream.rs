@@ -80,14 +80,40 @@ pub trait Recommender: Send + Sync + fmt::Debug {
     ) -> Result<RecommendResponse, DownstreamError>;
 }
 
-/// POSTs JSON to an internal service and reads JSON back, with one deadline for the whole call.
+/// Largest fraud or recommendation reply read by default; a larger one is an invalid reply.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Reads `response` whole unless it is larger than `max` bytes (by its `Content-Length`, or
+/// as it arrives): `None` then, without reading the rest.
+async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(max).unwrap_or(u64::MAX))
+    {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// POSTs JSON to an internal service and reads JSON back (at most `max_body` bytes), with one
+/// deadline for the whole call.
 async fn post_json<Req: Serialize + Sync, Resp: serde::de::DeserializeOwned>(
     client: &TracedClient,
     service: Service,
-    url: &str,
-    template: &'static str,
+    (url, template): (&str, &'static str),
     body: &Req,
     timeout: Duration,
+    max_body: usize,
 ) -> Result<Resp, DownstreamError> {
     let options = RequestOptions {
         url_template: Some(template),
@@ -123,11 +149,17 @@ async fn post_json<Req: Serialize + Sync, Resp: serde::de::DeserializeOwned>(
             detail: status.as_u16().to_string(),
         });
     }
-    match tokio::time::timeout(timeout, response.json::<Resp>()).await {
+    match tokio::time::timeout(timeout, read_capped(response, max_body)).await {
         Err(_) => Err(DownstreamError::Timeout { service }),
         Ok(Err(e)) if e.is_timeout() => Err(DownstreamError::Timeout { service }),
         Ok(Err(_)) => Err(DownstreamError::Invalid { service }),
-        Ok(Ok(value)) => Ok(value),
+        Ok(Ok(None)) => {
+            tracing::warn!(service = ?service, max_body, "chat.downstream.reply_too_large");
+            Err(DownstreamError::Invalid { service })
+        }
+        Ok(Ok(Some(bytes))) => {
+            serde_json::from_slice(&bytes).map_err(|_| DownstreamError::Invalid { service })
+        }
     }
 }
 
@@ -137,6 +169,7 @@ pub struct HttpFraudScorer {
     client: TracedClient,
     url: String,
     timeout: Duration,
+    max_body: usize,
 }
 
 impl HttpFraudScorer {
@@ -146,7 +179,15 @@ impl HttpFraudScorer {
             client,
             url: format!("{}{}", base_url.trim_end_matches('/'), fraud::PATH),
             timeout,
+            max_body: DEFAULT_MAX_BODY_BYTES,
         }
+    }
+
+    /// Reads replies of at most `bytes`.
+    #[must_use]
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
     }
 }
 
@@ -156,10 +197,10 @@ impl FraudScorer for HttpFraudScorer {
         post_json(
             &self.client,
             Service::Fraud,
-            &self.url,
-            fraud::PATH,
+            (&self.url, fraud::PATH),
             request,
             self.timeout,
+            self.max_body,
         )
         .await
     }
@@ -171,6 +212,7 @@ pub struct HttpRecommender {
     client: TracedClient,
     url: String,
     timeout: Duration,
+    max_body: usize,
 }
 
 impl HttpRecommender {
@@ -180,7 +222,15 @@ impl HttpRecommender {
             client,
             url: format!("{}{}", base_url.trim_end_matches('/'), recommendation::PATH),
             timeout,
+            max_body: DEFAULT_MAX_BODY_BYTES,
         }
+    }
+
+    /// Reads replies of at most `bytes`.
+    #[must_use]
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
     }
 }
 
@@ -198,10 +248,10 @@ impl Recommender for HttpRecommender {
         post_json(
             &self.client,
             Service::Recommendation,
-            &self.url,
-            recommendation::PATH,
+            (&self.url, recommendation::PATH),
             &body,
             self.timeout,
+            self.max_body,
         )
         .await
     }

@@ -32,6 +32,10 @@ pub enum AppError {
     /// The language model failed (502 `llm_unavailable`).
     #[error("the language model is unavailable")]
     LlmUnavailable,
+    /// The whole request ran past `CHATBOT_REQUEST_TIMEOUT_MS` (504 `deadline_exceeded`); the
+    /// trace shows which call was still running (its span ends with `error.type=cancelled`).
+    #[error("the answer took longer than the request deadline")]
+    DeadlineExceeded,
 }
 
 impl From<LlmError> for AppError {
@@ -53,7 +57,7 @@ impl AppError {
             Self::Blocked(_) => StatusCode::FORBIDDEN,
             Self::FraudRejected | Self::LlmUnavailable => StatusCode::BAD_GATEWAY,
             Self::FraudUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::LlmTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::LlmTimeout | Self::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -65,6 +69,7 @@ impl AppError {
             Self::FraudRejected | Self::FraudUnavailable => "fraud_unavailable",
             Self::LlmTimeout => "llm_timeout",
             Self::LlmUnavailable => "llm_unavailable",
+            Self::DeadlineExceeded => "deadline_exceeded",
         }
     }
 

@@ -68,16 +68,14 @@ impl AppState {
         let llm = llm_client::OpenAiClient::new(config.llm.clone(), policy)?;
         Ok(Self {
             llm: Arc::new(llm),
-            fraud: Arc::new(HttpFraudScorer::new(
-                http.clone(),
-                &config.fraud_url,
-                config.downstream_timeout,
-            )),
-            recommender: Arc::new(HttpRecommender::new(
-                http,
-                &config.recommendation_url,
-                config.downstream_timeout,
-            )),
+            fraud: Arc::new(
+                HttpFraudScorer::new(http.clone(), &config.fraud_url, config.downstream_timeout)
+                    .with_max_body(config.downstream_max_body_bytes),
+            ),
+            recommender: Arc::new(
+                HttpRecommender::new(http, &config.recommendation_url, config.downstream_timeout)
+                    .with_max_body(config.downstream_max_body_bytes),
+            ),
             config: Arc::new(config),
         })
     }

@@ -1,5 +1,5 @@
 //! `POST /v1/chat`: checks the question, settles who is asking, and answers inside a
-//! `chat.answer` span that carries the identity's baggage.
+//! `chat.answer` span that carries the identity's baggage, within the request deadline.
 
 use axum::Router;
 use axum::extract::State;
@@ -42,6 +42,7 @@ async fn chat(
     ApiJson(request): ApiJson<ChatRequest>,
 ) -> Result<Response, AppError> {
     validate(&request)?;
+    let deadline = tokio::time::Instant::now() + state.config.request_timeout;
     let server_cx = tracing::Span::current().context();
     let (cx, identity) = with_identity(&server_cx, &request, &state.config.channel);
     let span = tracing::info_span!(
@@ -53,7 +54,14 @@ async fn chat(
         fraud.risk_score = Empty,
     );
     let _ = span.set_parent(cx);
-    crate::answer::answer(state, request, identity)
-        .instrument(span)
-        .await
+    // One deadline for the whole request: what is still running when it passes is dropped (its
+    // client span ends as cancelled), and a streamed answer is cut at the same instant.
+    let answer = crate::answer::answer(state, request, identity, deadline).instrument(span);
+    match tokio::time::timeout_at(deadline, answer).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("chat.deadline.exceeded");
+            Err(AppError::DeadlineExceeded)
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! A streamed answer as server-sent events: `meta` (products, fraud verdict, ids), `delta`
 //! events with text, then `done` with the model and usage, or `error` if the model fails
-//! mid-answer. Each event's data is a [`contract::chat`] type.
+//! mid-answer or the request deadline passes (a model that drips bytes cannot hold the request
+//! open past it). Each event's data is a [`contract::chat`] type.
 
 use std::convert::Infallible;
 
@@ -31,6 +32,7 @@ pub(crate) async fn stream_answer(
     llm_request: llm_client::ChatRequest,
     findings: Findings,
     identity: Identity,
+    deadline: tokio::time::Instant,
 ) -> Result<Response, AppError> {
     let stream = state.llm.chat_stream(llm_request).await?;
     let meta = StreamMeta {
@@ -45,10 +47,12 @@ pub(crate) async fn stream_answer(
     ))));
     let trace_id = meta.trace_id.clone();
     let span = tracing::Span::current();
+    let stream = until_deadline(stream, deadline, span.clone(), trace_id.clone());
     let events = stream.map(move |item| {
         let event = match item {
-            Ok(StreamEvent::Delta(text)) => event("delta", &StreamDelta { text }),
-            Ok(StreamEvent::Done(response)) => {
+            Relayed::Late(detail) => event("error", &detail),
+            Relayed::Model(Ok(StreamEvent::Delta(text))) => event("delta", &StreamDelta { text }),
+            Relayed::Model(Ok(StreamEvent::Done(response))) => {
                 span.in_scope(|| {
                     tracing::info!(
                         model = %response.model,
@@ -64,7 +68,7 @@ pub(crate) async fn stream_answer(
                 };
                 event("done", &done)
             }
-            Err(error) => {
+            Relayed::Model(Err(error)) => {
                 let error = span.in_scope(|| AppError::from(error));
                 event("error", &error.detail(trace_id.clone()))
             }
@@ -74,4 +78,36 @@ pub(crate) async fn stream_answer(
     Ok(Sse::new(first.chain(events))
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// One item of the relayed stream: the model's, or the deadline passing.
+enum Relayed<T> {
+    Model(T),
+    Late(contract::chat::ErrorDetail),
+}
+
+/// `stream` until it ends or `deadline` passes; then one `Late` item and the end. Dropping the
+/// model's stream at that point closes its connection and ends the LLM span.
+fn until_deadline<S: futures_util::Stream + Unpin>(
+    stream: S,
+    deadline: tokio::time::Instant,
+    span: tracing::Span,
+    trace_id: Option<String>,
+) -> impl futures_util::Stream<Item = Relayed<S::Item>> {
+    futures_util::stream::unfold(Some(stream), move |state| {
+        let (span, trace_id) = (span.clone(), trace_id.clone());
+        async move {
+            let mut stream = state?;
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(item)) => Some((Relayed::Model(item), Some(stream))),
+                Ok(None) => None,
+                Err(_) => {
+                    drop(stream);
+                    span.in_scope(|| tracing::warn!("chat.deadline.exceeded"));
+                    let detail = AppError::DeadlineExceeded.detail(trace_id);
+                    Some((Relayed::Late(detail), None))
+                }
+            }
+        }
+    })
 }

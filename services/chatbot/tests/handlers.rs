@@ -21,6 +21,10 @@ use tower::ServiceExt as _;
 struct FakeLlm {
     fail: Option<LlmError>,
     seen: Mutex<Vec<ChatRequest>>,
+    /// Answers only after this long.
+    delay: Option<Duration>,
+    /// Streams a delta every 20 ms and never finishes.
+    drip: bool,
 }
 
 fn response(content: &str) -> ChatResponse {
@@ -44,6 +48,9 @@ impl LlmClient for FakeLlm {
     }
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
         self.seen.lock().expect("seen").push(request);
+        if let Some(delay) = self.delay {
+            tokio::time::sleep(delay).await;
+        }
         match &self.fail {
             Some(e) => Err(e.clone()),
             None => Ok(response("The answer.")),
@@ -53,6 +60,13 @@ impl LlmClient for FakeLlm {
         self.seen.lock().expect("seen").push(request);
         if let Some(e) = &self.fail {
             return Err(e.clone());
+        }
+        if self.drip {
+            let drops = futures_util::stream::unfold((), |()| async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Some((Ok(StreamEvent::Delta(".".into())), ()))
+            });
+            return Ok(Box::pin(drops));
         }
         let events = vec![
             Ok(StreamEvent::Delta("The ".into())),
@@ -112,6 +126,7 @@ struct Setup {
     fraud: Result<FraudVerdict, DownstreamError>,
     recs: Result<Recommendations, DownstreamError>,
     fail_open: bool,
+    request_timeout: Option<Duration>,
 }
 
 impl Default for Setup {
@@ -121,6 +136,7 @@ impl Default for Setup {
             fraud: allow(),
             recs: samsung(),
             fail_open: true,
+            request_timeout: None,
         }
     }
 }
@@ -130,6 +146,9 @@ impl Setup {
         let mut config = Config::from_lookup(&|_| None).expect("defaults");
         config.fraud_fail_open = self.fail_open;
         config.downstream_timeout = Duration::from_millis(100);
+        if let Some(timeout) = self.request_timeout {
+            config.request_timeout = timeout;
+        }
         app(AppState {
             llm: self.llm.clone(),
             fraud: Arc::new(FakeFraud(self.fraud.clone())),
@@ -506,4 +525,83 @@ async fn a_verdict_without_reasons_or_scores_is_read_with_defaults() {
         .await
         .expect("readable");
     assert!(verdict.reasons.is_empty());
+}
+
+#[tokio::test]
+async fn chat_returns_504_deadline_exceeded_when_the_answer_misses_the_request_deadline() {
+    let setup = Setup {
+        llm: Arc::new(FakeLlm {
+            delay: Some(Duration::from_secs(30)),
+            ..FakeLlm::default()
+        }),
+        request_timeout: Some(Duration::from_millis(100)),
+        ..Setup::default()
+    };
+    let started = std::time::Instant::now();
+    let (status, body) = setup.ask(question()).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["error"]["code"], "deadline_exceeded");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the deadline cut the wait"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_that_drips_forever_is_cut_at_the_request_deadline_with_an_error_event() {
+    let setup = Setup {
+        llm: Arc::new(FakeLlm {
+            drip: true,
+            ..FakeLlm::default()
+        }),
+        request_timeout: Some(Duration::from_millis(300)),
+        ..Setup::default()
+    };
+    let mut body = question();
+    body["stream"] = serde_json::json!(true);
+    let (status, text) = tokio::time::timeout(
+        Duration::from_secs(10),
+        setup.post(Some("application/json"), &body.to_string()),
+    )
+    .await
+    .expect("the stream ended at the deadline");
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("event: delta"), "{text}");
+    let last = text.trim_end().rsplit("\n\n").next().unwrap_or_default();
+    assert!(
+        last.contains("event: error") && last.contains("deadline_exceeded"),
+        "the stream ends with a deadline error: {last}"
+    );
+}
+
+#[tokio::test]
+async fn a_downstream_reply_larger_than_the_cap_is_invalid_and_not_read_whole() {
+    let big: &'static str = Box::leak(
+        format!(
+            r#"{{"risk_score":0.0,"decision":"allow","reasons":[],"pad":"{}"}}"#,
+            "x".repeat(4096)
+        )
+        .into_boxed_str(),
+    );
+    let fraud = fraud_answering(big).await;
+    // The same reply is read when it fits.
+    assert!(
+        fraud
+            .clone()
+            .with_max_body(8192)
+            .score(&score_request())
+            .await
+            .is_ok()
+    );
+    let error = fraud
+        .with_max_body(1024)
+        .score(&score_request())
+        .await
+        .expect_err("too large");
+    assert_eq!(
+        error,
+        DownstreamError::Invalid {
+            service: Service::Fraud
+        }
+    );
 }
