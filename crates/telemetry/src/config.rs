@@ -256,6 +256,9 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
     /// `RUST_LOG` directives.
     pub log_filter: String,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` are believed (`TELEMETRY_TRUSTED_PROXIES`:
+    /// networks or addresses; none by default).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Outbound header policy (`TELEMETRY_INTERNAL_HOSTS`, `TELEMETRY_PROPAGATE_TO_EXTERNAL`).
     pub propagation: PropagationPolicy,
     /// Baggage keys copied onto spans (`TELEMETRY_BAGGAGE_SPAN_ATTRIBUTES`).
@@ -352,6 +355,23 @@ impl TelemetryConfig {
             log_filter = "info".to_owned();
         }
 
+        let trusted_proxies = r
+            .list("TELEMETRY_TRUSTED_PROXIES")
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|entry| {
+                let network = crate::caller::parse_network(&entry);
+                if network.is_none() {
+                    r.reject(
+                        "TELEMETRY_TRUSTED_PROXIES",
+                        format!("{entry:?} is not an IP address or network; ignoring it"),
+                        None,
+                    );
+                }
+                network
+            })
+            .collect();
+
         let propagation = PropagationPolicy {
             internal_hosts: r
                 .list("TELEMETRY_INTERNAL_HOSTS")
@@ -385,6 +405,7 @@ impl TelemetryConfig {
             metric_export_timeout,
             log_format,
             log_filter,
+            trusted_proxies,
             propagation,
             baggage_span_attributes,
             shutdown_timeout,

@@ -21,10 +21,13 @@
 //! - `batch`: the bounded, counting batch span processor ([`SpanPipelineStats`]); `metrics`:
 //!   instruments.
 //! - `baggage_attributes`: copies allow-listed baggage onto spans; `resource`: the resource.
+//! - `caller`: the client address, believing forwarding headers only from trusted proxies
+//!   ([`Caller`]).
 //! - `logging`: stderr log lines with trace and span ids.
 
 mod baggage_attributes;
 mod batch;
+mod caller;
 mod client;
 mod config;
 mod logging;
@@ -51,6 +54,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _, Registry};
 
 pub use batch::SpanPipelineStats;
+pub use caller::Caller;
 pub use client::{
     RequestOptions, TracedClient, TracedRequestBuilder, error_type as client_error_type,
 };
@@ -203,6 +207,7 @@ pub fn init_with(
     config: TelemetryConfig,
 ) -> Result<TelemetryGuard, InitError> {
     opentelemetry::global::set_text_map_propagator(propagator(&config));
+    caller::set_trusted_proxies(config.trusted_proxies.clone());
     let stats = Arc::new(SpanPipelineStats::default());
     let fmt_layer = fmt_layer(&config);
     let mut skipped = Vec::new();

@@ -33,6 +33,7 @@ pub struct HttpServerLayer {
     untraced: Arc<[String]>,
     traceresponse: bool,
     duration: Histogram<f64>,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl fmt::Debug for HttpServerLayer {
@@ -58,7 +59,15 @@ impl HttpServerLayer {
             untraced: Arc::from(vec!["/healthz".to_owned(), "/readyz".to_owned()]),
             traceresponse: false,
             duration: crate::metrics::server_duration(),
+            trusted_proxies: crate::caller::trusted_proxies().into(),
         }
+    }
+
+    /// Replaces the proxies whose forwarding headers are believed (by default those of
+    /// `TELEMETRY_TRUSTED_PROXIES` as read by [`crate::init`]).
+    pub fn trusted_proxies(mut self, networks: impl IntoIterator<Item = ipnet::IpNet>) -> Self {
+        self.trusted_proxies = networks.into_iter().collect::<Vec<_>>().into();
+        self
     }
 
     /// Replaces the list of untraced paths.
@@ -118,39 +127,6 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `client.address`: the original client as forwarded by a proxy, else the peer.
-fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<String> {
-    if let Some(forwarded) = header_str(headers, "forwarded") {
-        for part in forwarded.split([',', ';']) {
-            let part = part.trim();
-            if part
-                .get(..4)
-                .is_some_and(|p| p.eq_ignore_ascii_case("for="))
-            {
-                let value = part.get(4..).unwrap_or_default().trim_matches('"');
-                let value = value.trim_start_matches('[');
-                let host = match value.find(']') {
-                    Some(end) => &value[..end],
-                    None => value.split(':').next().unwrap_or(value),
-                };
-                if !host.is_empty() {
-                    return Some(host.to_owned());
-                }
-            }
-        }
-    }
-    if let Some(xff) = header_str(headers, "x-forwarded-for")
-        && let Some(first) = xff
-            .split(',')
-            .next()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    {
-        return Some(first.to_owned());
-    }
-    peer.map(|p| p.ip().to_string())
-}
-
 /// `server.address` and `server.port` from the Host header (or the HTTP/2 authority).
 fn server_address<B>(req: &Request<B>) -> (Option<String>, Option<u16>) {
     let authority = req
@@ -191,7 +167,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         if self.layer.untraced.iter().any(|p| p == req.uri().path()) {
             return ResponseFuture {
                 inner: self.inner.call(req),
@@ -256,8 +232,9 @@ where
         if let Some(port) = server_port {
             span.record("server.port", i64::from(port));
         }
-        if let Some(client) = client_address(req.headers(), peer) {
-            span.record("client.address", client.as_str());
+        let caller = crate::caller::caller(req.headers(), peer, &self.layer.trusted_proxies);
+        if let Some(client) = caller.client {
+            span.record("client.address", client.to_string().as_str());
         }
         if let Some(peer) = peer {
             span.record("network.peer.address", peer.ip().to_string().as_str());
@@ -276,6 +253,7 @@ where
             attrs.push(KeyValue::new("http.route", route));
         }
 
+        req.extensions_mut().insert(caller);
         let inner = {
             let _entered = span.enter();
             self.inner.call(req)
@@ -455,29 +433,6 @@ pub fn current_trace_id() -> Option<String> {
 mod tests {
     use super::*;
     use rstest::rstest;
-
-    #[rstest]
-    #[case(&[("x-forwarded-for", "203.0.113.9, 10.0.0.1")], None, Some("203.0.113.9"))]
-    #[case(&[("forwarded", "for=\"[2001:db8::1]:4711\";proto=http")], None, Some("2001:db8::1"))]
-    #[case(&[("forwarded", "For=198.51.100.17:80")], None, Some("198.51.100.17"))]
-    #[case(&[], Some("127.0.0.1:5555"), Some("127.0.0.1"))]
-    #[case(&[("forwarded", "éé=x")], None, None)]
-    #[case(&[], None, None)]
-    fn client_address_prefers_forwarded_headers(
-        #[case] headers: &[(&str, &str)],
-        #[case] peer: Option<&str>,
-        #[case] expected: Option<&str>,
-    ) {
-        let mut map = HeaderMap::new();
-        for (k, v) in headers {
-            map.append(
-                http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
-                HeaderValue::from_bytes(v.as_bytes()).expect("header"),
-            );
-        }
-        let peer = peer.map(|p| p.parse().expect("addr"));
-        assert_eq!(client_address(&map, peer).as_deref(), expected);
-    }
 
     #[rstest]
     #[case(Method::GET, "GET")]

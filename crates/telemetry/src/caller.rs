@@ -1,0 +1,212 @@
+//! Who is calling: the client address a request came from, with `Forwarded` and
+//! `X-Forwarded-For` believed only when the peer is a trusted proxy.
+//!
+//! Anyone can send those headers, so taking their first entry (as before) let any caller choose
+//! the `client.address` of its span, and the address anything keyed on it (fraud's rate limit for
+//! anonymous shoppers). The rule here is the usual one for proxies (RFC 7239 section 8.1 and the
+//! reverse-proxy guidance it cites): trust the chain only as far as the peers in
+//! `TELEMETRY_TRUSTED_PROXIES`. Starting from the peer, walk the forwarded entries from the right
+//! (nearest hop first); while the hop is a trusted proxy, believe the next one; the first address
+//! that is not a trusted proxy is the client. A request whose peer is not trusted is its own
+//! client, whatever it claims. There is no crate that does this with both headers; `ipnet`
+//! parses the networks.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
+
+use http::HeaderMap;
+use ipnet::IpNet;
+
+/// The caller of a request, as the server layer established it; handlers read it as a request
+/// extension (`Extension<Caller>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The TCP peer: whoever opened the connection (a proxy, or the client itself).
+    pub peer: Option<IpAddr>,
+    /// The client: the peer, or the address a trusted proxy forwarded for.
+    pub client: Option<IpAddr>,
+}
+
+/// The proxies configured at [`crate::init`], for layers built after it.
+static TRUSTED_PROXIES: OnceLock<Vec<IpNet>> = OnceLock::new();
+
+pub(crate) fn set_trusted_proxies(networks: Vec<IpNet>) {
+    let _ = TRUSTED_PROXIES.set(networks);
+}
+
+pub(crate) fn trusted_proxies() -> Vec<IpNet> {
+    TRUSTED_PROXIES.get().cloned().unwrap_or_default()
+}
+
+/// Parses one `TELEMETRY_TRUSTED_PROXIES` entry: a network (`10.0.0.0/8`) or one address.
+pub(crate) fn parse_network(entry: &str) -> Option<IpNet> {
+    entry
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
+    let ip = canonical(ip);
+    proxies.iter().any(|net| net.contains(&ip))
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// The hops a proxy chain forwarded for, nearest last: every `for=` of `Forwarded` (RFC 7239)
+/// if present, else `X-Forwarded-For`. An entry that is not an address (`unknown`, an obfuscated
+/// identifier) is `None`: the chain cannot be followed past it.
+fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    let values = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let forwarded = values("forwarded");
+    if !forwarded.is_empty() {
+        return forwarded
+            .iter()
+            .filter_map(|element| {
+                element.split(';').map(str::trim).find_map(|pair| {
+                    let (key, value) = pair.split_once('=')?;
+                    key.trim()
+                        .eq_ignore_ascii_case("for")
+                        .then(|| forwarded_node(value.trim()))
+                })
+            })
+            .collect();
+    }
+    values("x-forwarded-for")
+        .iter()
+        .map(|v| forwarded_node(v))
+        .collect()
+}
+
+/// The address of a `for=` node or an `X-Forwarded-For` entry: `1.2.3.4`, `1.2.3.4:80`,
+/// `"[2001:db8::1]:4711"` or a bare IPv6 address.
+fn forwarded_node(value: &str) -> Option<IpAddr> {
+    let value = value.trim_matches('"');
+    if let Ok(ip) = value.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(socket) = value.parse::<SocketAddr>() {
+        return Some(socket.ip());
+    }
+    let inner = value.strip_prefix('[')?;
+    inner.split(']').next()?.parse().ok()
+}
+
+/// The caller of a request from its headers and TCP peer.
+pub(crate) fn caller(headers: &HeaderMap, peer: Option<SocketAddr>, proxies: &[IpNet]) -> Caller {
+    let peer = peer.map(|p| canonical(p.ip()));
+    let mut client = peer;
+    if let Some(ip) = peer
+        && trusted(ip, proxies)
+    {
+        for hop in forwarded_hops(headers).into_iter().rev() {
+            match hop {
+                Some(ip) => {
+                    client = Some(canonical(ip));
+                    if !trusted(ip, proxies) {
+                        break;
+                    }
+                }
+                // An opaque hop: the client is unknown beyond the last proxy we trust.
+                None => break,
+            }
+        }
+    }
+    Caller { peer, client }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+    use rstest::rstest;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_bytes(v.as_bytes()).expect("value"),
+            );
+        }
+        map
+    }
+
+    const PROXIES: &str = "10.0.0.0/8,192.0.2.7";
+
+    #[rstest]
+    // An untrusted peer is the client, whatever it forwards.
+    #[case(&[("x-forwarded-for", "203.0.113.9")], "198.51.100.1:5000", "198.51.100.1")]
+    #[case(&[("forwarded", "for=203.0.113.9")], "198.51.100.1:5000", "198.51.100.1")]
+    // A trusted proxy's nearest untrusted hop is the client; what the client itself prepended
+    // (the left-most entry) is not believed.
+    #[case(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9")], "10.1.2.3:5000", "203.0.113.9")]
+    #[case(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.9.9.9")], "10.1.2.3:5000", "203.0.113.9")]
+    #[case(&[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-for", "10.2.2.2")], "192.0.2.7:80", "203.0.113.9")]
+    #[case(&[("forwarded", "for=\"[2001:db8::1]:4711\";proto=https, for=10.3.3.3")], "10.1.2.3:5000", "2001:db8::1")]
+    #[case(&[("forwarded", "For=198.51.100.17:80;by=10.0.0.1")], "10.1.2.3:5000", "198.51.100.17")]
+    // Forwarded wins over X-Forwarded-For when both are present.
+    #[case(&[("forwarded", "for=198.51.100.17"), ("x-forwarded-for", "203.0.113.9")], "10.1.2.3:5000", "198.51.100.17")]
+    // An opaque hop stops the walk at the last trusted proxy.
+    #[case(&[("forwarded", "for=unknown")], "10.1.2.3:5000", "10.1.2.3")]
+    #[case(&[("forwarded", "for=_hidden, for=10.4.4.4")], "10.1.2.3:5000", "10.4.4.4")]
+    // A trusted proxy with no forwarding headers is itself the client; so is an all-proxy chain's
+    // left-most hop.
+    #[case(&[], "10.1.2.3:5000", "10.1.2.3")]
+    #[case(&[("x-forwarded-for", "10.5.5.5")], "10.1.2.3:5000", "10.5.5.5")]
+    // IPv4-mapped IPv6 peers are matched as IPv4.
+    #[case(&[("x-forwarded-for", "203.0.113.9")], "[::ffff:10.1.2.3]:5000", "203.0.113.9")]
+    fn the_client_is_the_nearest_hop_that_is_not_a_trusted_proxy(
+        #[case] pairs: &[(&str, &str)],
+        #[case] peer: &str,
+        #[case] expected: &str,
+    ) {
+        let proxies: Vec<IpNet> = PROXIES.split(',').filter_map(parse_network).collect();
+        let caller = caller(&headers(pairs), Some(peer.parse().expect("peer")), &proxies);
+        assert_eq!(caller.client, Some(expected.parse().expect("ip")));
+    }
+
+    #[test]
+    fn with_no_trusted_proxies_forwarding_headers_are_ignored() {
+        let caller = caller(
+            &headers(&[("x-forwarded-for", "203.0.113.9")]),
+            Some("127.0.0.1:5000".parse().expect("peer")),
+            &[],
+        );
+        assert_eq!(caller.client, Some("127.0.0.1".parse().expect("ip")));
+        assert_eq!(caller.peer, caller.client);
+    }
+
+    #[test]
+    fn without_a_peer_there_is_no_client() {
+        let caller = caller(&headers(&[("x-forwarded-for", "203.0.113.9")]), None, &[]);
+        assert_eq!(caller.client, None);
+    }
+
+    #[rstest]
+    #[case("10.0.0.0/8", true)]
+    #[case("192.0.2.7", true)]
+    #[case("::1", true)]
+    #[case("fd00::/8", true)]
+    #[case("10.0.0.0/33", false)]
+    #[case("gateway.local", false)]
+    fn networks_are_cidrs_or_single_addresses(#[case] entry: &str, #[case] valid: bool) {
+        assert_eq!(parse_network(entry).is_some(), valid);
+    }
+}
