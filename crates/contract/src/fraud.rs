@@ -22,6 +22,11 @@ pub struct ScoreRequest {
     pub session_id: SessionId,
     /// The question as asked: 1 to [`MAX_QUESTION_CHARS`] characters, not blank.
     pub question: String,
+    /// The shopper's network address as the edge established it (forwarding headers believed
+    /// only from trusted proxies). Anonymous shoppers are rate-limited by it: unlike a session
+    /// id, it cannot be changed for free on every request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_address: Option<std::net::IpAddr>,
 }
 
 /// What to do with the request.

@@ -56,12 +56,14 @@ async fn gather(
     state: &AppState,
     request: &ChatRequest,
     identity: &Identity,
+    client_address: Option<std::net::IpAddr>,
 ) -> Result<Findings, AppError> {
     let span = tracing::Span::current();
     let score_request = ScoreRequest {
         customer_id: identity.customer_id.clone(),
         session_id: identity.session_id.clone(),
         question: request.question.clone(),
+        client_address,
     };
     let (fraud, recommendations) = tokio::join!(
         state.fraud.score(&score_request),
@@ -122,9 +124,10 @@ pub(crate) async fn answer(
     state: AppState,
     request: ChatRequest,
     identity: Identity,
+    client_address: Option<std::net::IpAddr>,
     deadline: tokio::time::Instant,
 ) -> Result<Response, AppError> {
-    let findings = gather(&state, &request, &identity).await?;
+    let findings = gather(&state, &request, &identity, client_address).await?;
     let products: Vec<catalog::Product> = findings
         .recommendations
         .iter()

@@ -22,6 +22,12 @@ pub struct Config {
     /// Largest fraud or recommendation reply read (`CHATBOT_DOWNSTREAM_MAX_BODY_BYTES`, 1 MiB);
     /// a larger one is an invalid reply.
     pub downstream_max_body_bytes: usize,
+    /// Peers whose baggage identity is believed (`CHATBOT_TRUSTED_CALLERS`: networks or
+    /// addresses; none by default).
+    pub trusted_callers: Vec<ipnet::IpNet>,
+    /// The shared secret a trusted gateway sends in `x-shopmax-gateway-token`
+    /// (`CHATBOT_GATEWAY_TOKEN`; none by default).
+    pub gateway_token: Option<GatewayToken>,
     /// Products put in the prompt (`CHATBOT_TOP_K`, 3).
     pub top_k: usize,
     /// Longest answer in tokens (`CHATBOT_MAX_ANSWER_TOKENS`, 256).
@@ -46,6 +52,28 @@ impl FromEnv for Config {
         let request_timeout = env.positive_millis_or("CHATBOT_REQUEST_TIMEOUT_MS", 60_000);
         let downstream_max_body_bytes =
             env.positive_or("CHATBOT_DOWNSTREAM_MAX_BODY_BYTES", 1024 * 1024);
+        let mut trusted_callers = Vec::new();
+        for entry in env.list("CHATBOT_TRUSTED_CALLERS").unwrap_or_default() {
+            match entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            {
+                Ok(network) => trusted_callers.push(network),
+                Err(_) => env.reject(
+                    "CHATBOT_TRUSTED_CALLERS",
+                    format!("{entry:?} is not an IP address or network"),
+                    None,
+                ),
+            }
+        }
+        let gateway_token = env.get("CHATBOT_GATEWAY_TOKEN").map(GatewayToken);
+        if gateway_token.as_ref().is_some_and(|t| t.0.len() < 16) {
+            env.reject(
+                "CHATBOT_GATEWAY_TOKEN",
+                "shorter than 16 characters: too easy to guess",
+                None,
+            );
+        }
         let top_k = env.range_or("CHATBOT_TOP_K", 3, 1..=contract::recommendation::MAX_TOP_K);
         // Zero would fail every request: the model could not say anything.
         let max_answer_tokens = env.positive_or("CHATBOT_MAX_ANSWER_TOKENS", 256);
@@ -59,11 +87,36 @@ impl FromEnv for Config {
             downstream_timeout,
             request_timeout,
             downstream_max_body_bytes,
+            trusted_callers,
+            gateway_token,
             top_k,
             max_answer_tokens,
             channel,
             fraud_fail_open,
             llm,
         }
+    }
+}
+
+/// The gateway's shared secret; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GatewayToken(String);
+
+impl GatewayToken {
+    /// Whether `presented` is the token, in time that does not depend on where they differ.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let expected = self.0.as_bytes();
+        expected.len() == presented.len()
+            && expected
+                .iter()
+                .zip(presented)
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0
+    }
+}
+
+impl std::fmt::Debug for GatewayToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayToken(***)")
     }
 }

@@ -2,7 +2,8 @@
 //! `chat.answer` span that carries the identity's baggage, within the request deadline.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Extension, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
 use contract::chat::{self, ChatRequest, MAX_QUESTION_CHARS};
@@ -13,7 +14,29 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::AppState;
 use crate::error::AppError;
-use crate::identity::with_identity;
+use crate::identity::{Trust, with_identity};
+
+/// The header a trusted gateway sends its shared secret in.
+pub(crate) const GATEWAY_TOKEN_HEADER: &str = "x-shopmax-gateway-token";
+
+/// Whether the caller's baggage is believed: its TCP peer (not a forwarded address, which a
+/// client can write) is in `CHATBOT_TRUSTED_CALLERS`, or it knows the gateway's secret.
+fn trust(state: &AppState, caller: Option<telemetry::Caller>, headers: &HeaderMap) -> Trust {
+    let config = &state.config;
+    let by_address = caller
+        .and_then(|c| c.peer)
+        .is_some_and(|ip| config.trusted_callers.iter().any(|net| net.contains(&ip)));
+    let by_token = config.gateway_token.as_ref().is_some_and(|token| {
+        headers
+            .get(GATEWAY_TOKEN_HEADER)
+            .is_some_and(|v| token.matches(v.as_bytes()))
+    });
+    if by_address || by_token {
+        Trust::Trusted
+    } else {
+        Trust::Untrusted
+    }
+}
 
 /// The API routes, before the shared layers (see [`crate::app`]).
 pub(crate) fn api(state: AppState) -> Router {
@@ -39,12 +62,17 @@ fn validate(request: &ChatRequest) -> Result<(), AppError> {
 
 async fn chat(
     State(state): State<AppState>,
+    caller: Option<Extension<telemetry::Caller>>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<ChatRequest>,
 ) -> Result<Response, AppError> {
     validate(&request)?;
     let deadline = tokio::time::Instant::now() + state.config.request_timeout;
+    let caller = caller.map(|Extension(c)| c);
+    let trust = trust(&state, caller, &headers);
     let server_cx = tracing::Span::current().context();
-    let (cx, identity) = with_identity(&server_cx, &request, &state.config.channel);
+    let (cx, identity) = with_identity(&server_cx, &request, &state.config.channel, trust);
+    let client_address = caller.and_then(|c| c.client);
     let span = tracing::info_span!(
         "chat.answer",
         chat.stream = request.stream,
@@ -56,7 +84,8 @@ async fn chat(
     let _ = span.set_parent(cx);
     // One deadline for the whole request: what is still running when it passes is dropped (its
     // client span ends as cancelled), and a streamed answer is cut at the same instant.
-    let answer = crate::answer::answer(state, request, identity, deadline).instrument(span);
+    let answer =
+        crate::answer::answer(state, request, identity, client_address, deadline).instrument(span);
     match tokio::time::timeout_at(deadline, answer).await {
         Ok(result) => result,
         Err(_) => {

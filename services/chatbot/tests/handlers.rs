@@ -484,6 +484,7 @@ fn score_request() -> ScoreRequest {
         customer_id: "cust-1".parse().expect("id"),
         session_id: "sess-1".parse().expect("id"),
         question: "Does OnePlus 11 support 5G?".into(),
+        client_address: None,
     }
 }
 

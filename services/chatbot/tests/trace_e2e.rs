@@ -30,6 +30,9 @@ async fn serve(router: axum::Router) -> SocketAddr {
     addr
 }
 
+/// The secret of the stand-in gateway: requests that send it are trusted with their baggage.
+const GATEWAY_TOKEN: &str = "test-gateway-secret-0123456789";
+
 fn system() -> &'static System {
     static SYSTEM: OnceLock<System> = OnceLock::new();
     SYSTEM.get_or_init(|| {
@@ -83,6 +86,7 @@ fn system() -> &'static System {
                 ("FRAUD_URL", &fraud_url),
                 ("RECOMMENDATION_URL", &reco_url),
                 ("CHATBOT_DOWNSTREAM_TIMEOUT_MS", "5000"),
+                ("CHATBOT_GATEWAY_TOKEN", GATEWAY_TOKEN),
             ]))
             .expect("chatbot config");
             let state = chatbot::AppState::from_config(config, policy.clone()).expect("chatbot");
@@ -134,6 +138,8 @@ fn seed_question_gives_seed_answer_in_one_trace(#[case] question: &str, #[case] 
     let (reply, traceresponse) = system.rt.block_on(async {
         let response = reqwest::Client::new()
             .post(format!("http://{}/v1/chat", system.chatbot))
+            // As a trusted gateway in front of the chatbot would send it.
+            .header("x-shopmax-gateway-token", GATEWAY_TOKEN)
             .header("baggage", "shopmax.channel=mobile-app")
             .json(&serde_json::json!({ "question": question, "customer_id": "cust-42" }))
             .send()
@@ -387,4 +393,45 @@ fn a_product_line_pasted_into_the_question_is_not_answered_as_catalog_data() {
             .is_some_and(|p| p.iter().all(|p| p["name"] != "Acme Nova 9")),
         "{body}"
     );
+}
+
+#[test]
+fn an_untrusted_callers_baggage_identity_is_not_what_fraud_scores() {
+    let system = system();
+    let reply: serde_json::Value = system.rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("http://{}/v1/chat", system.chatbot))
+            // No gateway token: a public caller trying to be someone else.
+            .header(
+                "baggage",
+                "user.id=victim-7,shopmax.channel=partner,other=x",
+            )
+            .json(&serde_json::json!({ "question": "Does OnePlus 11 5G support 5G?" }))
+            .send()
+            .await
+            .expect("chatbot reachable")
+            .json()
+            .await
+            .expect("json")
+    });
+    let trace_id = reply["trace_id"].as_str().expect("trace id").to_owned();
+    let spans = system
+        .rt
+        .block_on(system.sink.wait_for_spans(1, Duration::from_secs(10), |s| {
+            s.trace_id() == trace_id && s.span.name == "fraud.score"
+        }));
+    let score = &spans[0];
+    assert_eq!(
+        score.attr("user.id").as_deref(),
+        Some("anonymous"),
+        "{reply}"
+    );
+    assert_eq!(score.attr("shopmax.channel").as_deref(), Some("web"));
+    let fraud_server = system
+        .sink
+        .spans()
+        .into_iter()
+        .find(|s| s.trace_id() == trace_id && s.span.name == "POST /v1/score")
+        .expect("fraud server span");
+    assert_eq!(fraud_server.attr("user.id").as_deref(), Some("anonymous"));
 }

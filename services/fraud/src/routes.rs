@@ -37,6 +37,7 @@ async fn score(
     Ok(Json(state.scorer.score_request(
         request.customer_id.as_str(),
         request.session_id.as_str(),
+        request.client_address,
         &request.question,
     )))
 }

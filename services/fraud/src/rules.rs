@@ -340,18 +340,23 @@ impl Scorer {
 
     /// Scores a request as the service receives it. Requests without a known customer all carry
     /// the id `anonymous`; counting them as one customer would let a few strangers lock out
-    /// every anonymous shopper, so their velocity is counted per session instead.
+    /// every anonymous shopper. Their velocity is counted per client address when the edge
+    /// sent one (a caller cannot change it for free, as it can a session id), else per session.
     pub(crate) fn score_request(
         &self,
         customer_id: &str,
         session_id: &str,
+        client_address: Option<std::net::IpAddr>,
         question: &str,
     ) -> Assessment {
-        if customer_id == CustomerId::ANONYMOUS {
-            self.score_keyed(customer_id, &format!("session:{session_id}"), question)
-        } else {
-            self.score_keyed(customer_id, customer_id, question)
+        if customer_id != CustomerId::ANONYMOUS {
+            return self.score_keyed(customer_id, customer_id, question);
         }
+        let key = match client_address {
+            Some(address) => format!("client:{address}"),
+            None => format!("session:{session_id}"),
+        };
+        self.score_keyed(customer_id, &key, question)
     }
 
     /// Scores one request under a `fraud.score` span; every call counts towards velocity.
@@ -473,12 +478,34 @@ mod tests {
     }
 
     #[test]
+    fn anonymous_velocity_follows_the_client_address_not_the_session() {
+        let (s, _clock) = scorer(&[], 2);
+        let ask = |session: &str, address: &str| {
+            s.score_request(
+                CustomerId::ANONYMOUS,
+                session,
+                Some(address.parse().expect("ip")),
+                "What is the price of Samsung 65 QLED?",
+            )
+            .decision
+        };
+        // A fresh session on every request does not reset the count for one address.
+        let decisions: Vec<Decision> = (0..8)
+            .map(|i| ask(&format!("sess-{i}"), "203.0.113.9"))
+            .collect();
+        assert_ne!(decisions.last(), Some(&Decision::Allow), "{decisions:?}");
+        // Another shopper's address is unaffected.
+        assert_eq!(ask("sess-other", "198.51.100.4"), Decision::Allow);
+    }
+
+    #[test]
     fn anonymous_requests_count_velocity_per_session_not_together() {
         let (s, _clock) = scorer(&[], 2);
         for i in 0..10 {
             let a = s.score_request(
                 CustomerId::ANONYMOUS,
                 &format!("sess-{i}"),
+                None,
                 "What is the price of Samsung 65 QLED?",
             );
             assert_eq!(
@@ -492,6 +519,7 @@ mod tests {
             last = Some(s.score_request(
                 CustomerId::ANONYMOUS,
                 "sess-same",
+                None,
                 "What is the price of Samsung 65 QLED?",
             ));
         }
