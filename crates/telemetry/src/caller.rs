@@ -25,6 +25,84 @@ pub struct Caller {
     pub peer: Option<IpAddr>,
     /// The client: the peer, or the address a trusted proxy forwarded for.
     pub client: Option<IpAddr>,
+    /// Whether the caller is inside our trust boundary: always, on a service that is not the
+    /// edge; on the edge ([`EdgeTrust`]), only a listed peer or one that knows the secret.
+    pub trusted: bool,
+}
+
+/// Who the public edge trusts: peers in `callers` (a gateway's address; never a forwarded one,
+/// which a client can write), and callers that send `token` in [`GATEWAY_TOKEN_HEADER`].
+/// Everyone else is untrusted: handlers see `Caller::trusted == false`, and the caller's
+/// `traceparent` is continued but its sampled flag is not obeyed, so a public caller cannot
+/// switch tracing off for its own requests.
+#[derive(Debug, Clone, Default)]
+pub struct EdgeTrust {
+    /// Trusted peers: networks or single addresses.
+    pub callers: Vec<IpNet>,
+    /// The shared secret of a trusted gateway.
+    pub token: Option<SharedSecret>,
+}
+
+/// The header a trusted gateway sends its shared secret in.
+pub const GATEWAY_TOKEN_HEADER: &str = "x-shopmax-gateway-token";
+
+impl EdgeTrust {
+    /// Whether a request from `peer` with `headers` comes from inside the trust boundary.
+    pub fn trusts(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> bool {
+        let by_address = peer.is_some_and(|ip| trusted(ip, &self.callers));
+        let by_token = self.token.as_ref().is_some_and(|token| {
+            headers
+                .get(GATEWAY_TOKEN_HEADER)
+                .is_some_and(|v| token.matches(v.as_bytes()))
+        });
+        by_address || by_token
+    }
+}
+
+/// A shared secret; never printed, compared in constant time.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedSecret(String);
+
+impl SharedSecret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// Its length in bytes (to refuse one too short to be secret).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `presented` is the secret, in time that does not depend on where they differ.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let expected = self.0.as_bytes();
+        expected.len() == presented.len()
+            && expected
+                .iter()
+                .zip(presented)
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0
+    }
+}
+
+impl std::fmt::Debug for SharedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedSecret(***)")
+    }
+}
+
+/// Parses one network entry: a network (`10.0.0.0/8`) or a single address.
+pub fn parse_network(entry: &str) -> Option<IpNet> {
+    entry
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 /// The proxies configured at [`crate::init`], for layers built after it.
@@ -36,14 +114,6 @@ pub(crate) fn set_trusted_proxies(networks: Vec<IpNet>) {
 
 pub(crate) fn trusted_proxies() -> Vec<IpNet> {
     TRUSTED_PROXIES.get().cloned().unwrap_or_default()
-}
-
-/// Parses one `TELEMETRY_TRUSTED_PROXIES` entry: a network (`10.0.0.0/8`) or one address.
-pub(crate) fn parse_network(entry: &str) -> Option<IpNet> {
-    entry
-        .parse::<IpNet>()
-        .ok()
-        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
@@ -108,8 +178,14 @@ fn forwarded_node(value: &str) -> Option<IpAddr> {
     inner.split(']').next()?.parse().ok()
 }
 
-/// The caller of a request from its headers and TCP peer.
-pub(crate) fn caller(headers: &HeaderMap, peer: Option<SocketAddr>, proxies: &[IpNet]) -> Caller {
+/// The caller of a request from its headers and TCP peer; `edge` decides whom to trust when this
+/// service is the public edge.
+pub(crate) fn caller(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    proxies: &[IpNet],
+    edge: Option<&EdgeTrust>,
+) -> Caller {
     let peer = peer.map(|p| canonical(p.ip()));
     let mut client = peer;
     if let Some(ip) = peer
@@ -128,7 +204,12 @@ pub(crate) fn caller(headers: &HeaderMap, peer: Option<SocketAddr>, proxies: &[I
             }
         }
     }
-    Caller { peer, client }
+    let trusted = edge.is_none_or(|edge| edge.trusts(peer, headers));
+    Caller {
+        peer,
+        client,
+        trusted,
+    }
 }
 
 #[cfg(test)]
@@ -178,7 +259,12 @@ mod tests {
         #[case] expected: &str,
     ) {
         let proxies: Vec<IpNet> = PROXIES.split(',').filter_map(parse_network).collect();
-        let caller = caller(&headers(pairs), Some(peer.parse().expect("peer")), &proxies);
+        let caller = caller(
+            &headers(pairs),
+            Some(peer.parse().expect("peer")),
+            &proxies,
+            None,
+        );
         assert_eq!(caller.client, Some(expected.parse().expect("ip")));
     }
 
@@ -188,6 +274,7 @@ mod tests {
             &headers(&[("x-forwarded-for", "203.0.113.9")]),
             Some("127.0.0.1:5000".parse().expect("peer")),
             &[],
+            None,
         );
         assert_eq!(caller.client, Some("127.0.0.1".parse().expect("ip")));
         assert_eq!(caller.peer, caller.client);
@@ -195,8 +282,47 @@ mod tests {
 
     #[test]
     fn without_a_peer_there_is_no_client() {
-        let caller = caller(&headers(&[("x-forwarded-for", "203.0.113.9")]), None, &[]);
+        let caller = caller(
+            &headers(&[("x-forwarded-for", "203.0.113.9")]),
+            None,
+            &[],
+            None,
+        );
         assert_eq!(caller.client, None);
+    }
+
+    #[test]
+    fn the_edge_trusts_listed_peers_and_the_secret_only() {
+        let edge = EdgeTrust {
+            callers: vec![parse_network("10.0.0.0/8").expect("net")],
+            token: Some(SharedSecret::new("s3cret-s3cret-s3cret")),
+        };
+        let peer = |p: &str| Some(p.parse::<SocketAddr>().expect("peer"));
+        let trusted = |pairs: &[(&str, &str)], p: &str| {
+            caller(&headers(pairs), peer(p), &[], Some(&edge)).trusted
+        };
+        assert!(trusted(&[], "10.1.1.1:1"));
+        assert!(!trusted(&[], "203.0.113.9:1"));
+        // A forwarded address is not a peer: claiming to be 10.x does not help.
+        assert!(!trusted(
+            &[("x-forwarded-for", "10.1.1.1")],
+            "203.0.113.9:1"
+        ));
+        assert!(trusted(
+            &[(GATEWAY_TOKEN_HEADER, "s3cret-s3cret-s3cret")],
+            "203.0.113.9:1"
+        ));
+        assert!(!trusted(
+            &[(GATEWAY_TOKEN_HEADER, "s3cret-s3cret-s3creT")],
+            "203.0.113.9:1"
+        ));
+        assert!(!trusted(
+            &[(GATEWAY_TOKEN_HEADER, "s3cret")],
+            "203.0.113.9:1"
+        ));
+        // Not the edge: every caller is inside the boundary.
+        assert!(caller(&headers(&[]), peer("203.0.113.9:1"), &[], None).trusted);
+        assert_eq!(format!("{:?}", edge.token), "Some(SharedSecret(***))");
     }
 
     #[rstest]

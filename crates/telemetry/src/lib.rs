@@ -54,7 +54,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _, Registry};
 
 pub use batch::SpanPipelineStats;
-pub use caller::Caller;
+pub use caller::{Caller, EdgeTrust, GATEWAY_TOKEN_HEADER, SharedSecret, parse_network};
 pub use client::{
     RequestOptions, TracedClient, TracedRequestBuilder, error_type as client_error_type,
 };

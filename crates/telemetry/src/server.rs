@@ -34,6 +34,7 @@ pub struct HttpServerLayer {
     traceresponse: bool,
     duration: Histogram<f64>,
     trusted_proxies: Arc<[ipnet::IpNet]>,
+    edge: Option<Arc<crate::EdgeTrust>>,
 }
 
 impl fmt::Debug for HttpServerLayer {
@@ -60,7 +61,16 @@ impl HttpServerLayer {
             traceresponse: false,
             duration: crate::metrics::server_duration(),
             trusted_proxies: crate::caller::trusted_proxies().into(),
+            edge: None,
         }
+    }
+
+    /// Makes this service the public edge: callers outside `trust` are untrusted
+    /// ([`crate::Caller::trusted`]), and their `traceparent` is continued without obeying its
+    /// sampled flag (see [`crate::EdgeTrust`]).
+    pub fn edge(mut self, trust: crate::EdgeTrust) -> Self {
+        self.edge = Some(Arc::new(trust));
+        self
     }
 
     /// Replaces the proxies whose forwarding headers are believed (by default those of
@@ -127,6 +137,26 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The caller's remote context with the sampled flag set: its trace is continued (trace id,
+/// parent span id, tracestate and the other flags as sent), but an untrusted caller cannot
+/// switch recording off for its own requests by sending `-00`.
+fn sampled_regardless(parent: opentelemetry::Context) -> opentelemetry::Context {
+    use opentelemetry::trace::{SpanContext, TraceFlags};
+    let sc = parent.span().span_context().clone();
+    if !sc.is_valid() || sc.is_sampled() {
+        return parent;
+    }
+    let flags = sc.trace_flags() | TraceFlags::SAMPLED;
+    let sc = SpanContext::new(
+        sc.trace_id(),
+        sc.span_id(),
+        flags,
+        true,
+        sc.trace_state().clone(),
+    );
+    parent.with_remote_span_context(sc)
+}
+
 /// `server.address` and `server.port` from the Host header (or the HTTP/2 authority).
 fn server_address<B>(req: &Request<B>) -> (Option<String>, Option<u16>) {
     let authority = req
@@ -175,7 +205,7 @@ where
             };
         }
 
-        let parent = opentelemetry::global::get_text_map_propagator(|p| {
+        let mut parent = opentelemetry::global::get_text_map_propagator(|p| {
             p.extract(&HeaderExtractor(req.headers()))
         });
         let method = method_name(req.method());
@@ -232,7 +262,15 @@ where
         if let Some(port) = server_port {
             span.record("server.port", i64::from(port));
         }
-        let caller = crate::caller::caller(req.headers(), peer, &self.layer.trusted_proxies);
+        let caller = crate::caller::caller(
+            req.headers(),
+            peer,
+            &self.layer.trusted_proxies,
+            self.layer.edge.as_deref(),
+        );
+        if !caller.trusted {
+            parent = sampled_regardless(parent);
+        }
         if let Some(client) = caller.client {
             span.record("client.address", client.to_string().as_str());
         }
@@ -433,6 +471,58 @@ pub fn current_trace_id() -> Option<String> {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    #[test]
+    fn the_edge_continues_an_untrusted_callers_trace_but_not_its_unsampled_flag() {
+        use axum::routing::get;
+        use tower::ServiceExt as _;
+        opentelemetry::global::set_text_map_propagator(crate::TraceContextPropagator);
+        let capture = test_harness::SpanCapture::start();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let unsampled = format!("00-{trace_id}-00f067aa0ba902b7-00");
+        let gateway = crate::EdgeTrust {
+            callers: vec![],
+            token: Some(crate::SharedSecret::new("gateway-secret-0123")),
+        };
+        for (layer, token) in [
+            // The edge, a public caller: recorded, in the caller's trace.
+            (HttpServerLayer::new().edge(gateway.clone()), None),
+            // The edge, its trusted gateway: the gateway's "not sampled" is obeyed.
+            (
+                HttpServerLayer::new().edge(gateway),
+                Some("gateway-secret-0123"),
+            ),
+            // An internal service: every caller is trusted, "not sampled" obeyed.
+            (HttpServerLayer::new(), None),
+        ] {
+            let app = axum::Router::new()
+                .route("/x", get(|| async { "ok" }))
+                .layer(layer);
+            let mut request = Request::get("/x").header("traceparent", unsampled.as_str());
+            if let Some(token) = token {
+                request = request.header(crate::GATEWAY_TOKEN_HEADER, token);
+            }
+            let request = request.body(axum::body::Body::empty()).expect("request");
+            let response = rt.block_on(app.oneshot(request)).expect("response");
+            assert_eq!(response.status(), 200);
+        }
+        let spans = capture.finished_spans();
+        let servers: Vec<_> = spans
+            .iter()
+            .filter(|s| s.span_kind == opentelemetry::trace::SpanKind::Server)
+            .collect();
+        assert_eq!(
+            servers.len(),
+            1,
+            "only the public caller's request is recorded"
+        );
+        assert_eq!(servers[0].span_context.trace_id().to_string(), trace_id);
+        assert_eq!(servers[0].parent_span_id.to_string(), "00f067aa0ba902b7");
+    }
 
     #[rstest]
     #[case(Method::GET, "GET")]

@@ -27,7 +27,7 @@ pub struct Config {
     pub trusted_callers: Vec<ipnet::IpNet>,
     /// The shared secret a trusted gateway sends in `x-shopmax-gateway-token`
     /// (`CHATBOT_GATEWAY_TOKEN`; none by default).
-    pub gateway_token: Option<GatewayToken>,
+    pub gateway_token: Option<telemetry::SharedSecret>,
     /// Products put in the prompt (`CHATBOT_TOP_K`, 3).
     pub top_k: usize,
     /// Longest answer in tokens (`CHATBOT_MAX_ANSWER_TOKENS`, 256).
@@ -39,6 +39,16 @@ pub struct Config {
     pub fraud_fail_open: bool,
     /// The LLM client's settings (`LLM_*`).
     pub llm: LlmConfig,
+}
+
+impl Config {
+    /// Whom the chatbot, the public edge, trusts with baggage identity and trace sampling.
+    pub fn edge_trust(&self) -> telemetry::EdgeTrust {
+        telemetry::EdgeTrust {
+            callers: self.trusted_callers.clone(),
+            token: self.gateway_token.clone(),
+        }
+    }
 }
 
 impl FromEnv for Config {
@@ -54,20 +64,19 @@ impl FromEnv for Config {
             env.positive_or("CHATBOT_DOWNSTREAM_MAX_BODY_BYTES", 1024 * 1024);
         let mut trusted_callers = Vec::new();
         for entry in env.list("CHATBOT_TRUSTED_CALLERS").unwrap_or_default() {
-            match entry
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-            {
-                Ok(network) => trusted_callers.push(network),
-                Err(_) => env.reject(
+            match telemetry::parse_network(&entry) {
+                Some(network) => trusted_callers.push(network),
+                None => env.reject(
                     "CHATBOT_TRUSTED_CALLERS",
                     format!("{entry:?} is not an IP address or network"),
                     None,
                 ),
             }
         }
-        let gateway_token = env.get("CHATBOT_GATEWAY_TOKEN").map(GatewayToken);
-        if gateway_token.as_ref().is_some_and(|t| t.0.len() < 16) {
+        let gateway_token = env
+            .get("CHATBOT_GATEWAY_TOKEN")
+            .map(telemetry::SharedSecret::new);
+        if gateway_token.as_ref().is_some_and(|t| t.len() < 16) {
             env.reject(
                 "CHATBOT_GATEWAY_TOKEN",
                 "shorter than 16 characters: too easy to guess",
@@ -95,28 +104,5 @@ impl FromEnv for Config {
             fraud_fail_open,
             llm,
         }
-    }
-}
-
-/// The gateway's shared secret; never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct GatewayToken(String);
-
-impl GatewayToken {
-    /// Whether `presented` is the token, in time that does not depend on where they differ.
-    pub fn matches(&self, presented: &[u8]) -> bool {
-        let expected = self.0.as_bytes();
-        expected.len() == presented.len()
-            && expected
-                .iter()
-                .zip(presented)
-                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-                == 0
-    }
-}
-
-impl std::fmt::Debug for GatewayToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GatewayToken(***)")
     }
 }

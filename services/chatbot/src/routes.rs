@@ -3,7 +3,6 @@
 
 use axum::Router;
 use axum::extract::{Extension, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
 use contract::chat::{self, ChatRequest, MAX_QUESTION_CHARS};
@@ -15,28 +14,6 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use crate::AppState;
 use crate::error::AppError;
 use crate::identity::{Trust, with_identity};
-
-/// The header a trusted gateway sends its shared secret in.
-pub(crate) const GATEWAY_TOKEN_HEADER: &str = "x-shopmax-gateway-token";
-
-/// Whether the caller's baggage is believed: its TCP peer (not a forwarded address, which a
-/// client can write) is in `CHATBOT_TRUSTED_CALLERS`, or it knows the gateway's secret.
-fn trust(state: &AppState, caller: Option<telemetry::Caller>, headers: &HeaderMap) -> Trust {
-    let config = &state.config;
-    let by_address = caller
-        .and_then(|c| c.peer)
-        .is_some_and(|ip| config.trusted_callers.iter().any(|net| net.contains(&ip)));
-    let by_token = config.gateway_token.as_ref().is_some_and(|token| {
-        headers
-            .get(GATEWAY_TOKEN_HEADER)
-            .is_some_and(|v| token.matches(v.as_bytes()))
-    });
-    if by_address || by_token {
-        Trust::Trusted
-    } else {
-        Trust::Untrusted
-    }
-}
 
 /// The API routes, before the shared layers (see [`crate::app`]).
 pub(crate) fn api(state: AppState) -> Router {
@@ -63,13 +40,17 @@ fn validate(request: &ChatRequest) -> Result<(), AppError> {
 async fn chat(
     State(state): State<AppState>,
     caller: Option<Extension<telemetry::Caller>>,
-    headers: HeaderMap,
     ApiJson(request): ApiJson<ChatRequest>,
 ) -> Result<Response, AppError> {
     validate(&request)?;
     let deadline = tokio::time::Instant::now() + state.config.request_timeout;
     let caller = caller.map(|Extension(c)| c);
-    let trust = trust(&state, caller, &headers);
+    // The edge layer decided (`Config::edge_trust`); without it, nobody is trusted.
+    let trust = if caller.is_some_and(|c| c.trusted) {
+        Trust::Trusted
+    } else {
+        Trust::Untrusted
+    };
     let server_cx = tracing::Span::current().context();
     let (cx, identity) = with_identity(&server_cx, &request, &state.config.channel, trust);
     let client_address = caller.and_then(|c| c.client);
