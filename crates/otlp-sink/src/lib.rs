@@ -11,7 +11,8 @@
 //!   client CA).
 //! - [`Received`] holds the decoded requests; [`SpanView`] flattens a span with its resource.
 //! - [`OtlpSink::set_unavailable`] makes every endpoint answer "unavailable" to test exporter
-//!   failure; [`OtlpSink::set_stuck`] makes it never answer; [`OtlpSink::set_count_only`] keeps
+//!   failure; [`OtlpSink::set_stuck`] makes it never answer, [`OtlpSink::set_delay`] answer
+//!   late; [`OtlpSink::set_count_only`] keeps
 //!   only [`OtlpSink::span_count`], for load.
 
 use std::net::SocketAddr;
@@ -156,6 +157,8 @@ struct Inner {
     stuck: AtomicBool,
     count_only: AtomicBool,
     spans: AtomicU64,
+    /// Milliseconds every export waits before it is answered.
+    delay_ms: AtomicU64,
 }
 
 impl Inner {
@@ -171,6 +174,10 @@ impl Inner {
     async fn admit(&self) -> bool {
         if self.stuck.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
+        }
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         !self.unavailable.load(Ordering::SeqCst)
     }
@@ -371,6 +378,12 @@ impl OtlpSink {
     /// While set, every endpoint answers "unavailable" (gRPC) or 503 (HTTP) and stores nothing.
     pub fn set_unavailable(&self, unavailable: bool) {
         self.inner.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// Every export is answered only after `delay`: a slow collector.
+    pub fn set_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.inner.delay_ms.store(ms, Ordering::SeqCst);
     }
 
     /// While set, exports are accepted and counted but not kept: for load, where keeping every

@@ -1,5 +1,6 @@
-//! With a collector that accepts connections but never answers, requests go on unharmed, the
-//! queue stays bounded, and dropped spans are counted and reported as a log and a metric.
+//! With a collector that accepts connections but never answers (a black hole), or one that
+//! answers every export seconds late, requests go on at the speed of untraced ones, the queue
+//! stays bounded, and dropped spans are counted and reported as a log and a metric.
 
 mod common;
 
@@ -34,11 +35,18 @@ fn a_stuck_collector_drops_and_counts_spans_without_slowing_requests() {
     env.rt.block_on(async {
         let addr = common::serve(common::work_router()).await;
         let client = reqwest::Client::new();
+        let mut plain = common::latencies(&client, &format!("http://{addr}/plain"), 300).await;
         let mut traced = common::latencies(&client, &format!("http://{addr}/work"), 300).await;
         let max = common::percentile(&mut traced, 100);
-        eprintln!(
-            "p50 traced {} us, max {max} us",
-            common::percentile(&mut traced, 50)
+        let (p50_plain, p50_traced) = (
+            common::percentile(&mut plain, 50),
+            common::percentile(&mut traced, 50),
+        );
+        eprintln!("p50 untraced {p50_plain} us, p50 traced {p50_traced} us, max {max} us");
+        // Noise bound, not a speed target: the black hole must add nothing a request waits on.
+        assert!(
+            p50_traced <= p50_plain * 2 + 2_000,
+            "traced p50 {p50_traced} us vs untraced {p50_plain} us"
         );
         // Every export waits 30 s on the stuck collector; no request may wait on that.
         assert!(
@@ -75,6 +83,48 @@ fn a_stuck_collector_drops_and_counts_spans_without_slowing_requests() {
                 })
                 .await,
             "drops logged"
+        );
+    });
+}
+
+#[test]
+fn a_collector_that_answers_late_does_not_slow_requests() {
+    let env = common::start(|sink| {
+        sink.set_delay(std::time::Duration::from_secs(2));
+        common::vars(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.grpc_endpoint()),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "16".into()),
+            ("TELEMETRY_SHUTDOWN_TIMEOUT", "1000".into()),
+        ])
+    });
+    let stats = env.guard.span_stats();
+    env.rt.block_on(async {
+        let addr = common::serve(common::work_router()).await;
+        let client = reqwest::Client::new();
+        let mut plain = common::latencies(&client, &format!("http://{addr}/plain"), 300).await;
+        let mut traced = common::latencies(&client, &format!("http://{addr}/work"), 300).await;
+        let max = common::percentile(&mut traced, 100);
+        let (p50_plain, p50_traced) = (
+            common::percentile(&mut plain, 50),
+            common::percentile(&mut traced, 50),
+        );
+        eprintln!("p50 untraced {p50_plain} us, p50 traced {p50_traced} us, max {max} us");
+        assert!(
+            p50_traced <= p50_plain * 2 + 2_000,
+            "traced p50 {p50_traced} us vs untraced {p50_plain} us"
+        );
+        // Each export takes 2 s; a request that waited on one would take at least that.
+        assert!(
+            max < 1_000_000,
+            "a request waited on the exporter: {max} us"
+        );
+        // The slow collector does get the spans, late.
+        assert!(
+            env.sink
+                .wait_until(3 * common::WAIT, |_| stats.exported.load(Ordering::Relaxed)
+                    > 0)
+                .await,
+            "spans reach the slow collector"
         );
     });
 }

@@ -4,7 +4,7 @@
 
 use env_config::FromEnv as _;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use otlp_sink::{OtlpSink, SpanView};
@@ -28,6 +28,35 @@ async fn serve(router: axum::Router) -> SocketAddr {
         let _ = service_kit::serve(listener, router).await;
     });
     addr
+}
+
+/// Every JSON chat completion the mock LLM sent, as it went over the wire: what the LLM span's
+/// token counts must match (not the chatbot's echo of the same parsed value).
+static RAW_COMPLETIONS: Mutex<Vec<serde_json::Value>> = Mutex::new(Vec::new());
+
+/// Records JSON bodies of the mock's chat completions into [`RAW_COMPLETIONS`] (streams pass
+/// through untouched).
+async fn record_completions(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let is_chat = request.uri().path().ends_with("/chat/completions");
+    let response = next.run(request).await;
+    let is_json = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(is_chat && is_json) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .expect("mock body");
+    if let Ok(json) = serde_json::from_slice(&bytes) {
+        RAW_COMPLETIONS.lock().expect("raw").push(json);
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// The secret of the stand-in gateway: requests that send it are trusted with their baggage.
@@ -58,7 +87,9 @@ fn system() -> &'static System {
         let chatbot = rt.block_on(async {
             let mock =
                 mock_llm::AppState::from_config(mock_llm::Config::for_tests()).expect("mock");
-            let llm = serve(mock_llm::app(mock)).await;
+            let llm =
+                serve(mock_llm::app(mock).layer(axum::middleware::from_fn(record_completions)))
+                    .await;
             let llm_url = format!("http://localhost:{}/v1", llm.port());
             let base = env_config::from_pairs(&[("LLM_BASE_URL", &llm_url)]);
 
@@ -256,14 +287,24 @@ fn seed_question_gives_seed_answer_in_one_trace(#[case] question: &str, #[case] 
         );
     }
 
-    // The LLM span's token attributes equal the usage the mock reported.
-    let usage = &reply["usage"];
+    // The LLM span's token attributes equal the usage in the mock's own HTTP response, found by
+    // the response id the span recorded; the reply echoes the same numbers.
+    let response_id = llm.attr("gen_ai.response.id").expect("response id");
+    let raw = RAW_COMPLETIONS
+        .lock()
+        .expect("raw")
+        .iter()
+        .find(|r| r["id"] == response_id.as_str())
+        .cloned()
+        .expect("the mock's response for this span");
+    let usage = &raw["usage"];
     let prompt = usage["prompt_tokens"].as_u64().expect("usage").to_string();
     let completion = usage["completion_tokens"]
         .as_u64()
         .expect("usage")
         .to_string();
     assert!(usage["prompt_tokens"].as_u64() > Some(50));
+    assert_eq!(&reply["usage"]["prompt_tokens"], &usage["prompt_tokens"]);
     assert_eq!(llm.attr("gen_ai.usage.input_tokens"), Some(prompt.clone()));
     assert_eq!(
         llm.attr("gen_ai.usage.output_tokens"),
