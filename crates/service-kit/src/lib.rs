@@ -9,9 +9,12 @@
 //!   untraced `/healthz` and `/readyz` and JSON 404 / 405.
 //! - [`serve_on`], [`serve`] (`serve.rs`): serving until ctrl-c or SIGTERM, draining in-flight
 //!   requests for a bounded time.
+//! - [`Faults`] (`faults.rs`): the demo's and the drills' fault knobs (latency, error rate) and
+//!   their `/admin/faults` endpoint.
 //! - `testing` (feature `testing`): reading response bodies in handler tests.
 
 mod error;
+mod faults;
 mod json;
 mod router;
 mod serve;
@@ -19,6 +22,7 @@ mod serve;
 pub mod testing;
 
 pub use error::ApiError;
+pub use faults::{ADMIN_PATH as FAULTS_ADMIN_PATH, FaultSettings, Faults};
 pub use json::{ApiJson, MAX_BODY_BYTES, limits};
 pub use router::{health_routes, service_router, with_json_fallbacks};
 pub use serve::{DRAIN_TIMEOUT, ServeError, serve, serve_on, shutdown_signal};

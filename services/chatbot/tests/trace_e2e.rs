@@ -2,135 +2,14 @@
 //! exporting over OTLP/gRPC to a receiver in this test. A seed question must give the seed
 //! answer and exactly one trace of the expected shape, down to the LLM span.
 
-use env_config::FromEnv as _;
-use std::net::SocketAddr;
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use otlp_sink::{OtlpSink, SpanView};
+use otlp_sink::SpanView;
 use rstest::rstest;
-use telemetry::{ServiceInfo, TelemetryGuard};
-use test_harness::TestEnv;
-use tokio::net::TcpListener;
-use tokio::runtime::Runtime;
 
-struct System {
-    _guard: TelemetryGuard,
-    sink: OtlpSink,
-    chatbot: SocketAddr,
-    rt: Runtime,
-}
+mod in_process;
 
-async fn serve(router: axum::Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = service_kit::serve(listener, router).await;
-    });
-    addr
-}
-
-/// Every JSON chat completion the mock LLM sent, as it went over the wire: what the LLM span's
-/// token counts must match (not the chatbot's echo of the same parsed value).
-static RAW_COMPLETIONS: Mutex<Vec<serde_json::Value>> = Mutex::new(Vec::new());
-
-/// Records JSON bodies of the mock's chat completions into [`RAW_COMPLETIONS`] (streams pass
-/// through untouched).
-async fn record_completions(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let is_chat = request.uri().path().ends_with("/chat/completions");
-    let response = next.run(request).await;
-    let is_json = response
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(is_chat && is_json) {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .expect("mock body");
-    if let Ok(json) = serde_json::from_slice(&bytes) {
-        RAW_COMPLETIONS.lock().expect("raw").push(json);
-    }
-    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
-}
-
-/// The secret of the stand-in gateway: requests that send it are trusted with their baggage.
-const GATEWAY_TOKEN: &str = "test-gateway-secret-0123456789";
-
-fn system() -> &'static System {
-    static SYSTEM: OnceLock<System> = OnceLock::new();
-    SYSTEM.get_or_init(|| {
-        let service = ServiceInfo {
-            name: "shopmax-in-process",
-            version: "0.0.0",
-            site: "test",
-        };
-        let TestEnv {
-            guard,
-            policy,
-            sink,
-            rt,
-        } = TestEnv::start(service, |sink| {
-            test_harness::vars(&[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.grpc_endpoint()),
-                ("OTEL_LOGS_EXPORTER", "none".into()),
-                // Our services answer on 127.0.0.1; the LLM, reached as localhost, is external.
-                ("TELEMETRY_INTERNAL_HOSTS", "127.0.0.1".into()),
-            ])
-        });
-
-        let chatbot = rt.block_on(async {
-            let mock =
-                mock_llm::AppState::from_config(mock_llm::Config::for_tests()).expect("mock");
-            let llm =
-                serve(mock_llm::app(mock).layer(axum::middleware::from_fn(record_completions)))
-                    .await;
-            let llm_url = format!("http://localhost:{}/v1", llm.port());
-            let base = env_config::from_pairs(&[("LLM_BASE_URL", &llm_url)]);
-
-            let fraud_config = fraud::Config::from_lookup(&base).expect("fraud config");
-            let fraud = serve(fraud::app(fraud::AppState::from_config(&fraud_config))).await;
-
-            let reco_config = recommendation::Config::from_lookup(&base).expect("reco config");
-            let reco_state = recommendation::AppState::from_config(&reco_config, policy.clone())
-                .expect("recommendation state");
-            drop(reco_state.spawn_indexing());
-            let reco = serve(recommendation::app(reco_state.clone())).await;
-            for _ in 0..200 {
-                if reco_state.is_ready() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            assert!(reco_state.is_ready(), "catalog embedded");
-
-            // Built from its configuration as `main` builds it.
-            let fraud_url = format!("http://127.0.0.1:{}", fraud.port());
-            let reco_url = format!("http://127.0.0.1:{}", reco.port());
-            let config = chatbot::Config::from_lookup(&env_config::from_pairs(&[
-                ("LLM_BASE_URL", &llm_url),
-                ("FRAUD_URL", &fraud_url),
-                ("RECOMMENDATION_URL", &reco_url),
-                ("CHATBOT_DOWNSTREAM_TIMEOUT_MS", "5000"),
-                ("CHATBOT_GATEWAY_TOKEN", GATEWAY_TOKEN),
-            ]))
-            .expect("chatbot config");
-            let state = chatbot::AppState::from_config(config, policy.clone()).expect("chatbot");
-            serve(chatbot::app(state)).await
-        });
-        System {
-            _guard: guard,
-            sink,
-            chatbot,
-            rt,
-        }
-    })
-}
+use in_process::{GATEWAY_TOKEN, RAW_COMPLETIONS, system};
 
 fn find<'a>(spans: &'a [SpanView], name: &str, kind: i32) -> &'a SpanView {
     spans

@@ -46,6 +46,7 @@ pub const SERVICE: telemetry::ServiceInfo = telemetry::ServiceInfo {
 #[derive(Debug, Clone)]
 pub struct AppState {
     scorer: Arc<Scorer>,
+    faults: service_kit::Faults,
 }
 
 impl AppState {
@@ -71,6 +72,7 @@ impl AppState {
         );
         Self {
             scorer: Arc::new(scorer),
+            faults: service_kit::Faults::new(config.faults),
         }
     }
 }
@@ -79,7 +81,8 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     // Nothing to load at start-up: ready as soon as it listens.
     let ready = Arc::new(AtomicBool::new(true));
-    service_kit::service_router(routes::api(state), telemetry::HttpServerLayer::new(), ready)
+    let api = state.faults.clone().apply(routes::api(state));
+    service_kit::service_router(api, telemetry::HttpServerLayer::new(), ready)
 }
 
 #[cfg(test)]

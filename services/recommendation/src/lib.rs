@@ -46,6 +46,7 @@ pub(crate) struct Shared {
     pub(crate) index_retry_initial: Duration,
     pub(crate) index_retry_max: Duration,
     pub(crate) capture_content: bool,
+    pub(crate) faults: service_kit::Faults,
 }
 
 /// Who this service is in telemetry: `service.name`, `service.version` and its site
@@ -93,6 +94,7 @@ impl AppState {
                 index_retry_initial: config.index_retry_initial,
                 index_retry_max: config.index_retry_max,
                 capture_content: config.llm.capture_content,
+                faults: service_kit::Faults::new(config.faults),
             }),
         }
     }
@@ -163,7 +165,8 @@ impl AppState {
 /// `/readyz` answers 503 until the catalog is embedded.
 pub fn app(state: AppState) -> Router {
     let ready = state.shared.ready.clone();
-    service_kit::service_router(routes::api(state), telemetry::HttpServerLayer::new(), ready)
+    let api = state.shared.faults.clone().apply(routes::api(state));
+    service_kit::service_router(api, telemetry::HttpServerLayer::new(), ready)
 }
 
 #[cfg(test)]
