@@ -127,3 +127,64 @@ async fn binaries_export_one_trace_with_a_resource_per_service() {
         "the mock LLM stands in for an external provider and exports no spans"
     );
 }
+
+/// SIGTERM under load: every request the service had accepted is answered before it exits, and
+/// it exits cleanly. Fraud's fault knob holds each request 400 ms, so the signal lands while all
+/// of them are in flight. (Every service shares `service_kit::serve`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_stopped_under_load_answers_every_request_it_accepted() {
+    let port = free_port();
+    let mut procs = Processes(vec![(
+        "fraud".into(),
+        common::spawn(
+            "fraud",
+            &[
+                ("PORT".to_owned(), port.to_string()),
+                ("FAULT_LATENCY_MS".to_owned(), "400".to_owned()),
+                ("OTEL_SDK_DISABLED".to_owned(), "true".to_owned()),
+                ("RUST_LOG".to_owned(), "warn".to_owned()),
+            ],
+        ),
+    )]);
+    let client = reqwest::Client::builder()
+        // A new connection per request: none is an idle keep-alive the shutdown may close.
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    wait_ready(&client, &format!("http://127.0.0.1:{port}/readyz")).await;
+
+    let requests: Vec<_> = (0..16)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .post(format!("http://127.0.0.1:{port}/v1/score"))
+                    .json(&serde_json::json!({
+                        "customer_id": format!("cust-{i}"),
+                        "session_id": format!("sess-{i}"),
+                        "question": "What is the price of Samsung 65 QLED?",
+                    }))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    // All sixteen are accepted and waiting on the 400 ms knob when the signal arrives.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let child = &mut procs.0[0].1;
+    let status = tokio::task::block_in_place(|| common::terminate(child));
+
+    for request in requests {
+        let outcome = request.await.expect("task");
+        assert_eq!(outcome.ok(), Some(200), "an accepted request was lost");
+    }
+    assert!(status.success(), "clean exit after draining: {status}");
+    // Once stopped, nothing is accepted any more: a refused connection, not a dropped request.
+    let late = client
+        .post(format!("http://127.0.0.1:{port}/v1/score"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await;
+    assert!(late.is_err_and(|e| e.is_connect()));
+}
