@@ -237,3 +237,53 @@ fn an_llm_that_stalls_past_the_deadlines_gets_a_504_with_the_trace_id() {
         Some("504")
     );
 }
+
+#[test]
+fn an_llm_stream_that_stalls_mid_answer_ends_with_an_error_event_not_a_hang() {
+    // Two: recommendation's query embedding takes the first (and is cut at the downstream
+    // deadline), the chat stream the second.
+    llm_fault(serde_json::json!({ "mode": "stall", "count": 2 }));
+    let started = Instant::now();
+    let text = system().rt.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/v1/chat", system().chatbot))
+            .json(&serde_json::json!({ "question": QUESTION, "stream": true }))
+            .send()
+            .await
+            .expect("reachable");
+        assert_eq!(response.status(), 200);
+        tokio::time::timeout(Duration::from_secs(10), response.text())
+            .await
+            .expect("the stream ended")
+            .expect("body")
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        text.contains("event: delta"),
+        "the first chunk arrived: {text}"
+    );
+    let last = text.trim_end().rsplit("\n\n").next().unwrap_or_default();
+    assert!(
+        last.contains("event: error")
+            && (last.contains("llm_timeout") || last.contains("deadline_exceeded")),
+        "the stream ends with an error event: {last}"
+    );
+    assert!(last.contains("trace_id"), "{last}");
+    let event: serde_json::Value = serde_json::from_str(
+        last.lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .expect("error data"),
+    )
+    .expect("json");
+    let spans = trace(event["trace_id"].as_str().expect("trace id"));
+    let genai = span(&spans, "chat gpt-4o-mini");
+    assert!(
+        genai.attr("error.type").is_some(),
+        "{:?}",
+        genai.span.attributes
+    );
+}

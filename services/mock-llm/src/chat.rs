@@ -209,7 +209,11 @@ pub(crate) async fn completions(
     OpenAiJson(request): OpenAiJson<ChatRequest>,
 ) -> Result<Response, OpenAiError> {
     let request = validate(request)?;
-    apply_fault(&state, &request.model).await?;
+    let stall = apply_fault(&state, &request.model).await?;
+    if stall && !request.stream {
+        // Never answers; the caller's timeout is what the fault is for.
+        std::future::pending::<()>().await;
+    }
 
     // Catalog lines count only in the grounding (system or developer) messages: a user who pastes
     // a product line with a made-up price into the question must not get it answered as fact.
@@ -283,7 +287,7 @@ pub(crate) async fn completions(
             usage,
             finish_reason,
         };
-        return Ok(stream.into_response(pieces, config.ttft, config.token_delay));
+        return Ok(stream.into_response(pieces, config.ttft, config.token_delay, stall));
     }
     tokio::time::sleep(generation_time(
         completion_tokens,
@@ -318,16 +322,19 @@ fn generation_time(tokens: usize, ttft: Duration, per_token: Duration) -> Durati
 
 /// Fails or delays the request as the fault state says (after validation, so the 429 message
 /// can name the requested model as OpenAI's does).
-pub(crate) async fn apply_fault(state: &AppState, model: &str) -> Result<(), OpenAiError> {
+/// Applies the next fault. `Ok(true)` asks the caller to stall: a streamed chat after its
+/// first chunk; anything else never answers.
+pub(crate) async fn apply_fault(state: &AppState, model: &str) -> Result<bool, OpenAiError> {
     let fault = state.faults().next();
     match fault.mode {
-        FaultMode::None => Ok(()),
+        FaultMode::None => Ok(false),
         FaultMode::RateLimited => Err(OpenAiError::rate_limited(model, fault.retry_after_secs)),
         FaultMode::ServerError => Err(OpenAiError::server_error()),
         FaultMode::Slow => {
             tokio::time::sleep(state.config().slow).await;
-            Ok(())
+            Ok(false)
         }
+        FaultMode::Stall => Ok(true),
     }
 }
 
@@ -392,16 +399,33 @@ impl StreamPlan {
         frames
     }
 
-    fn into_response(self, pieces: Vec<String>, ttft: Duration, per_token: Duration) -> Response {
-        let frames = self.frames(pieces, ttft, per_token);
+    /// The SSE response; with `stall`, only the role frame and the first piece of text are sent
+    /// and the stream then waits forever (until the client goes away).
+    fn into_response(
+        self,
+        pieces: Vec<String>,
+        ttft: Duration,
+        per_token: Duration,
+        stall: bool,
+    ) -> Response {
+        let mut frames = self.frames(pieces, ttft, per_token);
+        if stall {
+            frames.truncate(2);
+        }
         // unfold stops as soon as the client goes away and the body is dropped.
-        let stream = futures_util::stream::unfold(frames.into_iter(), |mut frames| async move {
-            let (pause, frame) = frames.next()?;
-            if !pause.is_zero() {
-                tokio::time::sleep(pause).await;
-            }
-            Some((Ok::<_, Infallible>(Bytes::from(frame)), frames))
-        });
+        let stream =
+            futures_util::stream::unfold(frames.into_iter(), move |mut frames| async move {
+                let Some((pause, frame)) = frames.next() else {
+                    if stall {
+                        std::future::pending::<()>().await;
+                    }
+                    return None;
+                };
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+                Some((Ok::<_, Infallible>(Bytes::from(frame)), frames))
+            });
         let mut response = Body::from_stream(stream).into_response();
         let headers = response.headers_mut();
         headers.insert(

@@ -161,7 +161,10 @@ pub(crate) async fn create(
         }
     };
     let inputs = inputs(&state, request.input)?;
-    crate::chat::apply_fault(&state, &request.model).await?;
+    if crate::chat::apply_fault(&state, &request.model).await? {
+        // Never answers; the caller's timeout is what the fault is for.
+        std::future::pending::<()>().await;
+    }
     tokio::time::sleep(state.config().embed_delay).await;
 
     let data: Vec<Value> = inputs

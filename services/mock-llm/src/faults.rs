@@ -22,6 +22,10 @@ pub enum FaultMode {
     /// Sleep `MOCK_LLM_SLOW_MS`, then answer normally.
     #[serde(rename = "slow")]
     Slow,
+    /// A streamed chat sends its first piece of text and then nothing, never finishing; any other
+    /// request never gets an answer at all.
+    #[serde(rename = "stall")]
+    Stall,
 }
 
 impl FaultMode {
@@ -32,6 +36,7 @@ impl FaultMode {
             Self::RateLimited => "429",
             Self::ServerError => "500",
             Self::Slow => "slow",
+            Self::Stall => "stall",
         }
     }
 }
@@ -51,8 +56,9 @@ impl FromStr for FaultMode {
             "429" => Ok(Self::RateLimited),
             "500" => Ok(Self::ServerError),
             "slow" => Ok(Self::Slow),
+            "stall" => Ok(Self::Stall),
             other => Err(format!(
-                "unknown fault {other:?}: expected none, 429, 500 or slow"
+                "unknown fault {other:?}: expected none, 429, 500, slow or stall"
             )),
         }
     }
