@@ -55,8 +55,8 @@ wait_ready() {
 
 start mock-llm MOCK_LLM_PORT=8090
 wait_ready mock-llm http://localhost:8090/readyz
-start fraud PORT=8082
-start recommendation PORT=8081
+start fraud PORT=8082 FAULT_ADMIN=true
+start recommendation PORT=8081 FAULT_ADMIN=true
 start chatbot PORT=8080 FRAUD_URL=http://localhost:8082 RECOMMENDATION_URL=http://localhost:8081
 wait_ready fraud http://localhost:8082/readyz
 wait_ready recommendation http://localhost:8081/readyz

@@ -22,9 +22,12 @@ pub struct ScoreRequest {
     pub session_id: SessionId,
     /// The question as asked: 1 to [`MAX_QUESTION_CHARS`] characters, not blank.
     pub question: String,
-    /// The shopper's network address as the edge established it (forwarding headers believed
-    /// only from trusted proxies). Anonymous shoppers are rate-limited by it: unlike a session
-    /// id, it cannot be changed for free on every request.
+    /// Set when the identity is unverified (the caller is outside the edge's trust boundary): the
+    /// shopper's network address as the edge established it (forwarding headers believed only
+    /// from trusted proxies). Velocity is then counted by it, whatever customer id is named:
+    /// unlike an unverified id or a session id, it cannot be changed for free on every request,
+    /// and naming someone else's id cannot run up their count. `None` for a customer a trusted
+    /// gateway vouched for, counted by id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_address: Option<std::net::IpAddr>,
 }

@@ -4,8 +4,8 @@
 //!
 //! The knobs act inside the SERVER span, so a trace shows the injected delay as the service's
 //! own time and an injected failure as its 503 (`error.type=503`), exactly as a real one would
-//! look. The admin endpoint is unauthenticated, like the mock LLM's: it is for the demo and the
-//! drills, on services that are not exposed to the public.
+//! look. The admin endpoint is unauthenticated, so it exists only with `FAULT_ADMIN=true` (the
+//! local demo sets it): anyone who can reach it could switch fraud screening off.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +25,9 @@ use crate::{ApiError, ApiJson};
 /// Where the knobs are turned at run time.
 pub const ADMIN_PATH: &str = "/admin/faults";
 
+/// The most latency a knob may add: a minute, so a typo cannot hang a service for good.
+pub(crate) const MAX_LATENCY_MS: u64 = 60_000;
+
 /// The knobs' settings: what `GET /admin/faults` shows and `POST` takes (fields left out keep
 /// their value).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -41,8 +44,27 @@ pub struct FaultSettings {
 impl FromEnv for FaultSettings {
     fn read(env: &mut Reader<'_>) -> Self {
         Self {
-            latency_ms: env.parse_or("FAULT_LATENCY_MS", 0),
+            latency_ms: env.range_or("FAULT_LATENCY_MS", 0, 0..=MAX_LATENCY_MS),
             error_rate: env.range_or("FAULT_ERROR_RATE", 0.0, 0.0..=1.0),
+        }
+    }
+}
+
+/// The knobs' start-up configuration: their settings, and whether `/admin/faults` exists
+/// (`FAULT_ADMIN`, off by default).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FaultConfig {
+    /// The settings at start-up.
+    pub initial: FaultSettings,
+    /// Whether the unauthenticated admin endpoint is served.
+    pub admin: bool,
+}
+
+impl FromEnv for FaultConfig {
+    fn read(env: &mut Reader<'_>) -> Self {
+        Self {
+            initial: FaultSettings::read(env),
+            admin: env.bool_or("FAULT_ADMIN", false),
         }
     }
 }
@@ -53,16 +75,20 @@ pub struct Faults(Arc<Knobs>);
 
 #[derive(Debug, Default)]
 struct Knobs {
+    admin: bool,
     latency_ms: AtomicU64,
     /// The error rate as an `f64`'s bits, so it can be swapped atomically.
     error_rate_bits: AtomicU64,
 }
 
 impl Faults {
-    /// Knobs starting at `settings`.
-    pub fn new(settings: FaultSettings) -> Self {
-        let faults = Self::default();
-        faults.set(settings);
+    /// Knobs as configured.
+    pub fn new(config: FaultConfig) -> Self {
+        let faults = Self(Arc::new(Knobs {
+            admin: config.admin,
+            ..Knobs::default()
+        }));
+        faults.set(config.initial);
         faults
     }
 
@@ -84,13 +110,16 @@ impl Faults {
         );
     }
 
-    /// Wraps `api` with the knobs and adds the admin endpoint (outside them).
+    /// Wraps `api` with the knobs and, when enabled, adds the admin endpoint (outside them).
     pub fn apply(&self, api: Router) -> Router {
+        let api = api.layer(axum::middleware::from_fn_with_state(self.clone(), inject));
+        if !self.0.admin {
+            return api;
+        }
         let admin = Router::new()
             .route(ADMIN_PATH, get(show).post(change))
             .with_state(self.clone());
-        api.layer(axum::middleware::from_fn_with_state(self.clone(), inject))
-            .merge(admin)
+        api.merge(admin)
     }
 }
 
@@ -136,6 +165,13 @@ async fn change(
 ) -> Result<Json<FaultSettings>, ApiError> {
     let mut settings = faults.get();
     if let Some(latency_ms) = change.latency_ms {
+        if latency_ms > MAX_LATENCY_MS {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                format!("latency_ms: must be at most {MAX_LATENCY_MS}"),
+            ));
+        }
         settings.latency_ms = latency_ms;
     }
     if let Some(rate) = change.error_rate {
@@ -164,6 +200,21 @@ mod tests {
     use axum::routing::post;
     use tower::ServiceExt as _;
 
+    fn admin() -> Faults {
+        Faults::new(FaultConfig {
+            admin: true,
+            ..FaultConfig::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn without_fault_admin_there_is_no_admin_endpoint() {
+        let router = router(&Faults::default());
+        let (status, _) = call(&router, "POST", ADMIN_PATH, r#"{"error_rate":1}"#).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(call(&router, "POST", "/work", "").await.1, "done");
+    }
+
     fn router(faults: &Faults) -> Router {
         faults.apply(Router::new().route("/work", post(|| async { "done" })))
     }
@@ -185,9 +236,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_error_rate_of_one_fails_every_request_with_a_json_503_and_zero_none() {
-        let faults = Faults::new(FaultSettings {
-            latency_ms: 0,
-            error_rate: 1.0,
+        let faults = Faults::new(FaultConfig {
+            initial: FaultSettings {
+                latency_ms: 0,
+                error_rate: 1.0,
+            },
+            admin: true,
         });
         let router = router(&faults);
         let (status, body) = call(&router, "POST", "/work", "").await;
@@ -201,7 +255,7 @@ mod tests {
 
     #[tokio::test]
     async fn latency_is_added_and_the_admin_endpoint_changes_only_what_it_is_sent() {
-        let faults = Faults::default();
+        let faults = admin();
         let router = router(&faults);
         let (status, body) = call(&router, "POST", ADMIN_PATH, r#"{"latency_ms":150}"#).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -221,8 +275,10 @@ mod tests {
 
     #[tokio::test]
     async fn an_error_rate_outside_zero_to_one_is_refused() {
-        let router = router(&Faults::default());
+        let router = router(&admin());
         let (status, body) = call(&router, "POST", ADMIN_PATH, r#"{"error_rate":1.5}"#).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let (status, body) = call(&router, "POST", ADMIN_PATH, r#"{"latency_ms":60001}"#).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         let (status, _) = call(&router, "POST", ADMIN_PATH, r#"{"latency":5}"#).await;
         assert!(status.is_client_error());
@@ -237,9 +293,12 @@ mod tests {
         .expect("settings");
         assert_eq!(settings.latency_ms, 250);
         assert!((settings.error_rate - 0.25).abs() < f64::EPSILON);
-        assert!(
-            FaultSettings::from_lookup(&env_config::from_pairs(&[("FAULT_ERROR_RATE", "2")]))
-                .is_err()
-        );
+        for bad in [("FAULT_ERROR_RATE", "2"), ("FAULT_LATENCY_MS", "60001")] {
+            assert!(FaultSettings::from_lookup(&env_config::from_pairs(&[bad])).is_err());
+        }
+        let config = FaultConfig::from_lookup(&env_config::from_pairs(&[("FAULT_ADMIN", "true")]))
+            .expect("config");
+        assert!(config.admin);
+        assert!(!FaultConfig::default().admin);
     }
 }

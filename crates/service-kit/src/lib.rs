@@ -22,7 +22,7 @@ mod serve;
 pub mod testing;
 
 pub use error::ApiError;
-pub use faults::{ADMIN_PATH as FAULTS_ADMIN_PATH, FaultSettings, Faults};
+pub use faults::{ADMIN_PATH as FAULTS_ADMIN_PATH, FaultConfig, FaultSettings, Faults};
 pub use json::{ApiJson, MAX_BODY_BYTES, limits};
 pub use router::{health_routes, service_router, with_json_fallbacks};
 pub use serve::{DRAIN_TIMEOUT, ServeError, serve, serve_on, shutdown_signal};

@@ -50,10 +50,14 @@ impl EdgeTrust {
     /// Whether a request from `peer` with `headers` comes from inside the trust boundary.
     pub fn trusts(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> bool {
         let by_address = peer.is_some_and(|ip| trusted(ip, &self.callers));
+        // Exactly one token header: with two, which one a proxy or a parser honours is anyone's
+        // guess, so neither is believed.
         let by_token = self.token.as_ref().is_some_and(|token| {
-            headers
-                .get(GATEWAY_TOKEN_HEADER)
-                .is_some_and(|v| token.matches(v.as_bytes()))
+            let mut presented = headers.get_all(GATEWAY_TOKEN_HEADER).iter();
+            match (presented.next(), presented.next()) {
+                (Some(value), None) => token.matches(value.as_bytes()),
+                _ => false,
+            }
         });
         by_address || by_token
     }
@@ -69,9 +73,9 @@ impl SharedSecret {
         Self(secret.into())
     }
 
-    /// Its length in bytes (to refuse one too short to be secret).
+    /// Its length in characters (to refuse one too short to be secret).
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.chars().count()
     }
 
     /// Whether it is empty.
@@ -105,14 +109,39 @@ pub fn parse_network(entry: &str) -> Option<IpNet> {
         .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
-/// The proxies configured at [`crate::init`], for layers built after it.
-static TRUSTED_PROXIES: OnceLock<Vec<IpNet>> = OnceLock::new();
-
-pub(crate) fn set_trusted_proxies(networks: Vec<IpNet>) {
-    let _ = TRUSTED_PROXIES.set(networks);
+/// Which forwarding header the trusted proxies write (`TELEMETRY_FORWARDED_HEADER`). Only that
+/// one is read: a proxy that writes `X-Forwarded-For` passes a client's own `Forwarded` through
+/// untouched, so reading both would let the client choose its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (nginx, most load balancers).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
 }
 
-pub(crate) fn trusted_proxies() -> Vec<IpNet> {
+impl ForwardedHeader {
+    /// Parses `x-forwarded-for` or `forwarded`, in any case.
+    pub fn parse(value: &str) -> Option<Self> {
+        if value.eq_ignore_ascii_case("x-forwarded-for") {
+            Some(Self::XForwardedFor)
+        } else if value.eq_ignore_ascii_case("forwarded") {
+            Some(Self::Forwarded)
+        } else {
+            None
+        }
+    }
+}
+
+/// The proxies configured at [`crate::init`], for layers built after it.
+static TRUSTED_PROXIES: OnceLock<(Vec<IpNet>, ForwardedHeader)> = OnceLock::new();
+
+pub(crate) fn set_trusted_proxies(networks: Vec<IpNet>, header: ForwardedHeader) {
+    let _ = TRUSTED_PROXIES.set((networks, header));
+}
+
+pub(crate) fn trusted_proxies() -> (Vec<IpNet>, ForwardedHeader) {
     TRUSTED_PROXIES.get().cloned().unwrap_or_default()
 }
 
@@ -130,9 +159,10 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// The hops a proxy chain forwarded for, nearest last: every `for=` of `Forwarded` (RFC 7239)
-/// if present, else `X-Forwarded-For`. An entry that is not an address (`unknown`, an obfuscated
-/// identifier) is `None`: the chain cannot be followed past it.
-fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+/// or every entry of `X-Forwarded-For`, whichever `header` says the proxies write. An entry that
+/// is not an address (`unknown`, an obfuscated identifier) is `None`: the chain cannot be
+/// followed past it.
+fn forwarded_hops(headers: &HeaderMap, header: ForwardedHeader) -> Vec<Option<IpAddr>> {
     let values = |name: &str| {
         headers
             .get_all(name)
@@ -144,9 +174,8 @@ fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
-    let forwarded = values("forwarded");
-    if !forwarded.is_empty() {
-        return forwarded
+    if header == ForwardedHeader::Forwarded {
+        return values("forwarded")
             .iter()
             .filter_map(|element| {
                 element.split(';').map(str::trim).find_map(|pair| {
@@ -183,7 +212,7 @@ fn forwarded_node(value: &str) -> Option<IpAddr> {
 pub(crate) fn caller(
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
-    proxies: &[IpNet],
+    (proxies, header): (&[IpNet], ForwardedHeader),
     edge: Option<&EdgeTrust>,
 ) -> Caller {
     let peer = peer.map(|p| canonical(p.ip()));
@@ -191,7 +220,7 @@ pub(crate) fn caller(
     if let Some(ip) = peer
         && trusted(ip, proxies)
     {
-        for hop in forwarded_hops(headers).into_iter().rev() {
+        for hop in forwarded_hops(headers, header).into_iter().rev() {
             match hop {
                 Some(ip) => {
                     client = Some(canonical(ip));
@@ -235,18 +264,17 @@ mod tests {
     // An untrusted peer is the client, whatever it forwards.
     #[case(&[("x-forwarded-for", "203.0.113.9")], "198.51.100.1:5000", "198.51.100.1")]
     #[case(&[("forwarded", "for=203.0.113.9")], "198.51.100.1:5000", "198.51.100.1")]
+    // The proxies write X-Forwarded-For (the default): a client's own Forwarded is not read.
+    #[case(&[("forwarded", "for=5.5.5.5"), ("x-forwarded-for", "203.0.113.9")], "10.1.2.3:5000", "203.0.113.9")]
+    #[case(&[("forwarded", "for=5.5.5.5")], "10.1.2.3:5000", "10.1.2.3")]
     // A trusted proxy's nearest untrusted hop is the client; what the client itself prepended
     // (the left-most entry) is not believed.
     #[case(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9")], "10.1.2.3:5000", "203.0.113.9")]
     #[case(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.9.9.9")], "10.1.2.3:5000", "203.0.113.9")]
     #[case(&[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-for", "10.2.2.2")], "192.0.2.7:80", "203.0.113.9")]
-    #[case(&[("forwarded", "for=\"[2001:db8::1]:4711\";proto=https, for=10.3.3.3")], "10.1.2.3:5000", "2001:db8::1")]
-    #[case(&[("forwarded", "For=198.51.100.17:80;by=10.0.0.1")], "10.1.2.3:5000", "198.51.100.17")]
-    // Forwarded wins over X-Forwarded-For when both are present.
-    #[case(&[("forwarded", "for=198.51.100.17"), ("x-forwarded-for", "203.0.113.9")], "10.1.2.3:5000", "198.51.100.17")]
     // An opaque hop stops the walk at the last trusted proxy.
-    #[case(&[("forwarded", "for=unknown")], "10.1.2.3:5000", "10.1.2.3")]
-    #[case(&[("forwarded", "for=_hidden, for=10.4.4.4")], "10.1.2.3:5000", "10.4.4.4")]
+    #[case(&[("x-forwarded-for", "unknown")], "10.1.2.3:5000", "10.1.2.3")]
+    #[case(&[("x-forwarded-for", "_hidden, 10.4.4.4")], "10.1.2.3:5000", "10.4.4.4")]
     // A trusted proxy with no forwarding headers is itself the client; so is an all-proxy chain's
     // left-most hop.
     #[case(&[], "10.1.2.3:5000", "10.1.2.3")]
@@ -262,7 +290,30 @@ mod tests {
         let caller = caller(
             &headers(pairs),
             Some(peer.parse().expect("peer")),
-            &proxies,
+            (&proxies, ForwardedHeader::XForwardedFor),
+            None,
+        );
+        assert_eq!(caller.client, Some(expected.parse().expect("ip")));
+    }
+
+    #[rstest]
+    #[case(&[("forwarded", "for=\"[2001:db8::1]:4711\";proto=https, for=10.3.3.3")], "2001:db8::1")]
+    #[case(&[("forwarded", "For=198.51.100.17:80;by=10.0.0.1")], "198.51.100.17")]
+    // The proxies write Forwarded: a client's own X-Forwarded-For is not read.
+    #[case(&[("forwarded", "for=198.51.100.17"), ("x-forwarded-for", "203.0.113.9")], "198.51.100.17")]
+    #[case(&[("x-forwarded-for", "203.0.113.9")], "10.1.2.3")]
+    #[case(&[("forwarded", "for=unknown")], "10.1.2.3")]
+    #[case(&[("forwarded", "for=_hidden, for=10.4.4.4")], "10.4.4.4")]
+    fn with_forwarded_configured_only_forwarded_is_read(
+        #[case] pairs: &[(&str, &str)],
+        #[case] expected: &str,
+    ) {
+        let proxies: Vec<IpNet> = PROXIES.split(',').filter_map(parse_network).collect();
+        let peer = Some("10.1.2.3:5000".parse().expect("peer"));
+        let caller = caller(
+            &headers(pairs),
+            peer,
+            (&proxies, ForwardedHeader::Forwarded),
             None,
         );
         assert_eq!(caller.client, Some(expected.parse().expect("ip")));
@@ -273,7 +324,7 @@ mod tests {
         let caller = caller(
             &headers(&[("x-forwarded-for", "203.0.113.9")]),
             Some("127.0.0.1:5000".parse().expect("peer")),
-            &[],
+            (&[], ForwardedHeader::default()),
             None,
         );
         assert_eq!(caller.client, Some("127.0.0.1".parse().expect("ip")));
@@ -285,7 +336,7 @@ mod tests {
         let caller = caller(
             &headers(&[("x-forwarded-for", "203.0.113.9")]),
             None,
-            &[],
+            (&[], ForwardedHeader::default()),
             None,
         );
         assert_eq!(caller.client, None);
@@ -299,7 +350,8 @@ mod tests {
         };
         let peer = |p: &str| Some(p.parse::<SocketAddr>().expect("peer"));
         let trusted = |pairs: &[(&str, &str)], p: &str| {
-            caller(&headers(pairs), peer(p), &[], Some(&edge)).trusted
+            let no_proxies = (&[][..], ForwardedHeader::default());
+            caller(&headers(pairs), peer(p), no_proxies, Some(&edge)).trusted
         };
         assert!(trusted(&[], "10.1.1.1:1"));
         assert!(!trusted(&[], "203.0.113.9:1"));
@@ -321,7 +373,8 @@ mod tests {
             "203.0.113.9:1"
         ));
         // Not the edge: every caller is inside the boundary.
-        assert!(caller(&headers(&[]), peer("203.0.113.9:1"), &[], None).trusted);
+        let no_proxies = (&[][..], ForwardedHeader::default());
+        assert!(caller(&headers(&[]), peer("203.0.113.9:1"), no_proxies, None).trusted);
         assert_eq!(format!("{:?}", edge.token), "Some(SharedSecret(***))");
     }
 

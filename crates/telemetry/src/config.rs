@@ -259,6 +259,8 @@ pub struct TelemetryConfig {
     /// Proxies whose `Forwarded` / `X-Forwarded-For` are believed (`TELEMETRY_TRUSTED_PROXIES`:
     /// networks or addresses; none by default).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header those proxies write (`TELEMETRY_FORWARDED_HEADER`, `x-forwarded-for`).
+    pub forwarded_header: crate::ForwardedHeader,
     /// Outbound header policy (`TELEMETRY_INTERNAL_HOSTS`, `TELEMETRY_PROPAGATE_TO_EXTERNAL`).
     pub propagation: PropagationPolicy,
     /// Baggage keys copied onto spans (`TELEMETRY_BAGGAGE_SPAN_ATTRIBUTES`).
@@ -372,6 +374,18 @@ impl TelemetryConfig {
             })
             .collect();
 
+        let forwarded_header = match r.get("TELEMETRY_FORWARDED_HEADER") {
+            None => crate::ForwardedHeader::default(),
+            Some(v) => crate::ForwardedHeader::parse(&v).unwrap_or_else(|| {
+                r.reject(
+                    "TELEMETRY_FORWARDED_HEADER",
+                    format!("{v:?} is not x-forwarded-for or forwarded"),
+                    Some("x-forwarded-for".to_owned()),
+                );
+                crate::ForwardedHeader::default()
+            }),
+        };
+
         let propagation = PropagationPolicy {
             internal_hosts: r
                 .list("TELEMETRY_INTERNAL_HOSTS")
@@ -406,11 +420,19 @@ impl TelemetryConfig {
             log_format,
             log_filter,
             trusted_proxies,
+            forwarded_header,
             propagation,
             baggage_span_attributes,
             shutdown_timeout,
             // Lenient: an invalid OTEL_* value must never stop a service from starting.
-            warnings: r.into_warnings(),
+            // A general variable read for each of the three signals warns once, not three times.
+            warnings: {
+                let mut seen = std::collections::HashSet::new();
+                r.into_warnings()
+                    .into_iter()
+                    .filter(|w| seen.insert(w.clone()))
+                    .collect()
+            },
         }
     }
 }
@@ -536,6 +558,24 @@ fn otlp(r: &mut Reader<'_>, signal: Signal) -> OtlpConfig {
             false
         }
     };
+
+    // Only http and https are OTLP transports; anything else would fail every export later.
+    if let Some((scheme, _)) = endpoint.split_once("://")
+        && !scheme.contains(['/', '?', '#'])
+        && !scheme.eq_ignore_ascii_case("http")
+        && !scheme.eq_ignore_ascii_case("https")
+    {
+        let fallback = match protocol {
+            Protocol::Grpc => "http://localhost:4317".to_owned(),
+            _ => format!("http://localhost:4318/{}", signal.http_path()),
+        };
+        r.reject(
+            &format!("OTEL_EXPORTER_OTLP_{infix}_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT"),
+            format!("{scheme:?} is not http or https"),
+            Some(fallback.clone()),
+        );
+        endpoint = fallback;
+    }
 
     // INSECURE decides the scheme of a gRPC endpoint given without one, as the OTLP exporter
     // specification says; a scheme, when present, always wins.
@@ -688,6 +728,7 @@ mod tests {
     #[case::grpc_without_scheme_is_secure(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")], Signal::Traces, "https://collector:4317")]
     #[case::grpc_without_scheme_insecure(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"), ("OTEL_EXPORTER_OTLP_INSECURE", "TRUE")], Signal::Metrics, "http://collector:4317")]
     #[case::signal_insecure_wins(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"), ("OTEL_EXPORTER_OTLP_INSECURE", "true"), ("OTEL_EXPORTER_OTLP_LOGS_INSECURE", "false")], Signal::Logs, "https://collector:4317")]
+    #[case::only_http_schemes(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector:4317")], Signal::Traces, "http://localhost:4317")]
     #[case::scheme_beats_insecure(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317"), ("OTEL_EXPORTER_OTLP_INSECURE", "true")], Signal::Traces, "https://collector:4317")]
     fn endpoints_resolve_per_spec(
         #[case] vars: &[(&str, &str)],
@@ -733,7 +774,7 @@ mod tests {
             "/etc/otel/client.pem",
         )]);
         assert_eq!(c.traces_otlp.tls.client_certificate, None);
-        assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
         assert!(c.warnings[0].contains("OTEL_EXPORTER_OTLP_CLIENT_KEY"));
     }
 
@@ -757,7 +798,7 @@ mod tests {
         assert!(c.traces_otlp.gzip && c.metrics_otlp.gzip && !c.logs_otlp.gzip);
         let c = config(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli")]);
         assert!(!c.traces_otlp.gzip);
-        assert_eq!(c.warnings.len(), 3);
+        assert_eq!(c.warnings.len(), 1, "one warning, not one per signal");
     }
 
     #[test]
@@ -851,7 +892,7 @@ mod tests {
         assert_eq!(c.traces_otlp.protocol, Protocol::Grpc);
         assert!(!c.sdk_disabled);
         assert_eq!(c.traces_exporter, ExporterKind::Otlp);
-        assert_eq!(c.warnings.len(), 4 + 2, "{:?}", c.warnings);
+        assert_eq!(c.warnings.len(), 4, "each once: {:?}", c.warnings);
     }
 
     #[test]

@@ -54,7 +54,9 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _, Registry};
 
 pub use batch::SpanPipelineStats;
-pub use caller::{Caller, EdgeTrust, GATEWAY_TOKEN_HEADER, SharedSecret, parse_network};
+pub use caller::{
+    Caller, EdgeTrust, ForwardedHeader, GATEWAY_TOKEN_HEADER, SharedSecret, parse_network,
+};
 pub use client::{
     RequestOptions, TracedClient, TracedRequestBuilder, error_type as client_error_type,
 };
@@ -207,7 +209,7 @@ pub fn init_with(
     config: TelemetryConfig,
 ) -> Result<TelemetryGuard, InitError> {
     opentelemetry::global::set_text_map_propagator(propagator(&config));
-    caller::set_trusted_proxies(config.trusted_proxies.clone());
+    caller::set_trusted_proxies(config.trusted_proxies.clone(), config.forwarded_header);
     let stats = Arc::new(SpanPipelineStats::default());
     let fmt_layer = fmt_layer(&config);
     let mut skipped = Vec::new();
@@ -448,9 +450,16 @@ fn log_exporter(
     .map_err(|e| e.to_string())
 }
 
-/// Reads one PEM file named by a TLS setting; the error names the file and what it was for.
+/// Reads one PEM file named by a TLS setting; the error names the file and what it was for. A
+/// file without a single PEM block (`-----BEGIN `) is refused here: the TLS libraries would
+/// accept it and fail every handshake later, with no word of why.
 fn read_pem(path: &std::path::Path, what: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))?;
+    if !pem.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(format!("the {what} {} holds no PEM block", path.display()));
+    }
+    Ok(pem)
 }
 
 /// Whether `endpoint` is `https://` (TLS files only matter then).
@@ -633,4 +642,30 @@ fn log_started(config: &TelemetryConfig, skipped: &[String]) {
         sdk_disabled = config.sdk_disabled,
         "telemetry.started"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_file_without_a_pem_block_is_refused_with_its_name() {
+        let dir = std::env::temp_dir().join(format!("shopmax-pem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let not_pem = dir.join("passwd");
+        std::fs::write(&not_pem, "root:x:0:0:root:/root:/bin/bash\n").expect("write");
+        let pem = dir.join("ca.pem");
+        std::fs::write(
+            &pem,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let error = read_pem(&not_pem, "CA certificate").expect_err("not PEM");
+        assert!(
+            error.contains("holds no PEM block") && error.contains("passwd"),
+            "{error}"
+        );
+        assert!(read_pem(&pem, "CA certificate").is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

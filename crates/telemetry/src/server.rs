@@ -34,6 +34,7 @@ pub struct HttpServerLayer {
     traceresponse: bool,
     duration: Histogram<f64>,
     trusted_proxies: Arc<[ipnet::IpNet]>,
+    forwarded_header: crate::ForwardedHeader,
     edge: Option<Arc<crate::EdgeTrust>>,
 }
 
@@ -60,7 +61,8 @@ impl HttpServerLayer {
             untraced: Arc::from(vec!["/healthz".to_owned(), "/readyz".to_owned()]),
             traceresponse: false,
             duration: crate::metrics::server_duration(),
-            trusted_proxies: crate::caller::trusted_proxies().into(),
+            trusted_proxies: crate::caller::trusted_proxies().0.into(),
+            forwarded_header: crate::caller::trusted_proxies().1,
             edge: None,
         }
     }
@@ -137,11 +139,24 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The caller's remote context with the sampled flag set: its trace is continued (trace id,
-/// parent span id, tracestate and the other flags as sent), but an untrusted caller cannot
-/// switch recording off for its own requests by sending `-00`.
-fn sampled_regardless(parent: opentelemetry::Context) -> opentelemetry::Context {
+/// Baggage an untrusted caller keeps: a session id, which the edge may take as a hint.
+const UNTRUSTED_BAGGAGE_KEYS: &[&str] = &["session.id"];
+
+/// An untrusted caller's remote context as the edge continues it: the trace (trace id, parent
+/// span id, tracestate and the other flags as sent) with the sampled flag set, so the caller
+/// cannot switch recording off for its own requests by sending `-00`; and its baggage cut down
+/// to [`UNTRUSTED_BAGGAGE_KEYS`], so no span (the SERVER span included) carries an identity the
+/// caller made up.
+fn untrusted_parent(parent: opentelemetry::Context) -> opentelemetry::Context {
+    use opentelemetry::baggage::{BaggageExt as _, KeyValueMetadata};
     use opentelemetry::trace::{SpanContext, TraceFlags};
+    let kept: Vec<KeyValueMetadata> = parent
+        .baggage()
+        .iter()
+        .filter(|(k, _)| UNTRUSTED_BAGGAGE_KEYS.contains(&k.as_str()))
+        .map(|(k, (v, meta))| KeyValueMetadata::new(k.clone(), v.clone(), meta.clone()))
+        .collect();
+    let parent = parent.with_baggage(kept);
     let sc = parent.span().span_context().clone();
     if !sc.is_valid() || sc.is_sampled() {
         return parent;
@@ -265,11 +280,11 @@ where
         let caller = crate::caller::caller(
             req.headers(),
             peer,
-            &self.layer.trusted_proxies,
+            (&self.layer.trusted_proxies, self.layer.forwarded_header),
             self.layer.edge.as_deref(),
         );
         if !caller.trusted {
-            parent = sampled_regardless(parent);
+            parent = untrusted_parent(parent);
         }
         if let Some(client) = caller.client {
             span.record("client.address", client.to_string().as_str());
@@ -522,6 +537,47 @@ mod tests {
         );
         assert_eq!(servers[0].span_context.trace_id().to_string(), trace_id);
         assert_eq!(servers[0].parent_span_id.to_string(), "00f067aa0ba902b7");
+    }
+
+    #[test]
+    fn the_edge_keeps_only_a_session_hint_of_an_untrusted_callers_baggage() {
+        use axum::routing::get;
+        use opentelemetry::baggage::BaggageExt as _;
+        use tower::ServiceExt as _;
+        opentelemetry::global::set_text_map_propagator(crate::BaggagePropagator);
+        let _capture = test_harness::SpanCapture::start();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let echo = || async {
+            let cx = Span::current().context();
+            let mut keys: Vec<String> = cx.baggage().iter().map(|(k, _)| k.to_string()).collect();
+            keys.sort();
+            keys.join(",")
+        };
+        let gateway = crate::EdgeTrust {
+            callers: vec![],
+            token: Some(crate::SharedSecret::new("gateway-secret-0123")),
+        };
+        let mut seen = Vec::new();
+        for token in [None, Some("gateway-secret-0123")] {
+            let app = axum::Router::new()
+                .route("/x", get(echo))
+                .layer(HttpServerLayer::new().edge(gateway.clone()));
+            let mut request =
+                Request::get("/x").header("baggage", "user.id=evil,session.id=s-1,x=y");
+            if let Some(token) = token {
+                request = request.header(crate::GATEWAY_TOKEN_HEADER, token);
+            }
+            let request = request.body(axum::body::Body::empty()).expect("request");
+            let response = rt.block_on(app.oneshot(request)).expect("response");
+            let body = rt
+                .block_on(axum::body::to_bytes(response.into_body(), 1024))
+                .expect("body");
+            seen.push(String::from_utf8_lossy(&body).into_owned());
+        }
+        assert_eq!(seen, ["session.id", "session.id,user.id,x"]);
     }
 
     #[rstest]

@@ -53,7 +53,13 @@ async fn chat(
     };
     let server_cx = tracing::Span::current().context();
     let (cx, identity) = with_identity(&server_cx, &request, &state.config.channel, trust);
-    let client_address = caller.and_then(|c| c.client);
+    // An untrusted caller's customer id is unverified: fraud counts its velocity by address, so
+    // naming someone else neither locks them out nor resets the caller's own count. A trusted
+    // gateway vouches for its customers, who are counted by id.
+    let client_address = match trust {
+        Trust::Trusted => None,
+        Trust::Untrusted => caller.and_then(|c| c.client),
+    };
     let span = tracing::info_span!(
         "chat.answer",
         chat.stream = request.stream,

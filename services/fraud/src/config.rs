@@ -22,8 +22,8 @@ pub struct Config {
     pub review_threshold: f64,
     /// `FRAUD_BLOCK_THRESHOLD` (0.8): combined score from which the decision is `block`.
     pub block_threshold: f64,
-    /// The demo's fault knobs at start-up (`FAULT_LATENCY_MS`, `FAULT_ERROR_RATE`).
-    pub faults: service_kit::FaultSettings,
+    /// The demo's fault knobs (`FAULT_LATENCY_MS`, `FAULT_ERROR_RATE`, `FAULT_ADMIN`).
+    pub faults: service_kit::FaultConfig,
 }
 
 /// Largest accepted `FRAUD_VELOCITY_LIMIT`: each tracked customer keeps up to twice this many
@@ -44,7 +44,7 @@ impl Default for Config {
             blocklist: HashSet::new(),
             review_threshold: 0.5,
             block_threshold: 0.8,
-            faults: service_kit::FaultSettings::default(),
+            faults: service_kit::FaultConfig::default(),
         }
     }
 }
@@ -87,7 +87,7 @@ impl FromEnv for Config {
                 .collect(),
             review_threshold,
             block_threshold,
-            faults: service_kit::FaultSettings::read(env),
+            faults: service_kit::FaultConfig::read(env),
         }
     }
 }

@@ -338,10 +338,11 @@ impl Scorer {
         }
     }
 
-    /// Scores a request as the service receives it. Requests without a known customer all carry
-    /// the id `anonymous`; counting them as one customer would let a few strangers lock out
-    /// every anonymous shopper. Their velocity is counted per client address when the edge
-    /// sent one (a caller cannot change it for free, as it can a session id), else per session.
+    /// Scores a request as the service receives it. Velocity is counted per client address when
+    /// the edge sent one (the identity is unverified: a caller can name any customer id or start
+    /// a new session for free, but not change its address), else per customer, and for anonymous
+    /// requests per session (counting every anonymous shopper as one customer would let a few
+    /// strangers lock out all of them). The blocklist always checks the named customer.
     pub(crate) fn score_request(
         &self,
         customer_id: &str,
@@ -349,12 +350,10 @@ impl Scorer {
         client_address: Option<std::net::IpAddr>,
         question: &str,
     ) -> Assessment {
-        if customer_id != CustomerId::ANONYMOUS {
-            return self.score_keyed(customer_id, customer_id, question);
-        }
         let key = match client_address {
             Some(address) => format!("client:{address}"),
-            None => format!("session:{session_id}"),
+            None if customer_id == CustomerId::ANONYMOUS => format!("session:{session_id}"),
+            None => customer_id.to_owned(),
         };
         self.score_keyed(customer_id, &key, question)
     }
@@ -496,6 +495,33 @@ mod tests {
         assert_ne!(decisions.last(), Some(&Decision::Allow), "{decisions:?}");
         // Another shopper's address is unaffected.
         assert_eq!(ask("sess-other", "198.51.100.4"), Decision::Allow);
+
+        // Unverified customer ids from one address share its count: rotating them does not
+        // help, and naming a victim does not run up the victim's own count.
+        let named = |customer: &str, address: &str| {
+            s.score_request(
+                customer,
+                "sess-x",
+                Some(address.parse().expect("ip")),
+                "What is the price of Samsung 65 QLED?",
+            )
+            .decision
+        };
+        let rotated: Vec<Decision> = (0..8)
+            .map(|i| named(&format!("rot-{i}"), "192.0.2.50"))
+            .collect();
+        assert_ne!(rotated.last(), Some(&Decision::Allow), "{rotated:?}");
+        assert_eq!(
+            s.score_request(
+                "rot-1",
+                "sess-v",
+                None,
+                "What is the price of Samsung 65 QLED?"
+            )
+            .decision,
+            Decision::Allow,
+            "the vouched-for customer rot-1 was not counted"
+        );
     }
 
     #[test]

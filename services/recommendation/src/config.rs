@@ -23,8 +23,8 @@ pub struct Config {
     pub index_retry_max: Duration,
     /// The LLM client's settings (`LLM_BASE_URL`, `LLM_EMBEDDING_MODEL`, ...).
     pub llm: LlmConfig,
-    /// The demo's fault knobs at start-up (`FAULT_LATENCY_MS`, `FAULT_ERROR_RATE`).
-    pub faults: service_kit::FaultSettings,
+    /// The demo's fault knobs (`FAULT_LATENCY_MS`, `FAULT_ERROR_RATE`, `FAULT_ADMIN`).
+    pub faults: service_kit::FaultConfig,
 }
 
 impl FromEnv for Config {
@@ -43,7 +43,7 @@ impl FromEnv for Config {
         let embed_batch = env.range_or("RECOMMENDATION_EMBED_BATCH", 16, 1..=2048);
         let embed_timeout = env.positive_millis_or("RECOMMENDATION_EMBED_TIMEOUT_MS", 10_000);
         let llm = LlmConfig::read(env);
-        let faults = service_kit::FaultSettings::read(env);
+        let faults = service_kit::FaultConfig::read(env);
         Self {
             port,
             embed_batch,

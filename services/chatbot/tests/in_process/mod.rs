@@ -100,7 +100,9 @@ pub fn system_with(chatbot_env: &'static [(&'static str, &'static str)]) -> &'st
                 serve(mock_llm::app(mock).layer(axum::middleware::from_fn(record_completions)))
                     .await;
             let llm_url = format!("http://localhost:{}/v1", llm.port());
-            let base = env_config::from_pairs(&[("LLM_BASE_URL", &llm_url)]);
+            // The drills turn the fault knobs through the admin endpoint.
+            let base =
+                env_config::from_pairs(&[("LLM_BASE_URL", &llm_url), ("FAULT_ADMIN", "true")]);
 
             let fraud_config = fraud::Config::from_lookup(&base).expect("fraud config");
             let fraud = serve(fraud::app(fraud::AppState::from_config(&fraud_config))).await;
