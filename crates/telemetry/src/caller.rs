@@ -102,11 +102,29 @@ impl std::fmt::Debug for SharedSecret {
 }
 
 /// Parses one network entry: a network (`10.0.0.0/8`) or a single address.
-pub fn parse_network(entry: &str) -> Option<IpNet> {
+pub(crate) fn parse_network(entry: &str) -> Option<IpNet> {
     entry
         .parse::<IpNet>()
         .ok()
         .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// Reads `key` as a comma-separated list of networks or addresses; an entry that is neither is
+/// recorded as a problem of `key` and left out (a strict reader then refuses to start, a lenient
+/// one warns).
+pub fn read_networks(env: &mut env_config::Reader<'_>, key: &str) -> Vec<IpNet> {
+    let mut networks = Vec::new();
+    for entry in env.list(key).unwrap_or_default() {
+        match parse_network(&entry) {
+            Some(network) => networks.push(network),
+            None => env.reject(
+                key,
+                format!("{entry:?} is not an IP address or network"),
+                None,
+            ),
+        }
+    }
+    networks
 }
 
 /// Which forwarding header the trusted proxies write (`TELEMETRY_FORWARDED_HEADER`). Only that

@@ -357,22 +357,7 @@ impl TelemetryConfig {
             log_filter = "info".to_owned();
         }
 
-        let trusted_proxies = r
-            .list("TELEMETRY_TRUSTED_PROXIES")
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|entry| {
-                let network = crate::caller::parse_network(&entry);
-                if network.is_none() {
-                    r.reject(
-                        "TELEMETRY_TRUSTED_PROXIES",
-                        format!("{entry:?} is not an IP address or network; ignoring it"),
-                        None,
-                    );
-                }
-                network
-            })
-            .collect();
+        let trusted_proxies = crate::read_networks(&mut r, "TELEMETRY_TRUSTED_PROXIES");
 
         let forwarded_header = match r.get("TELEMETRY_FORWARDED_HEADER") {
             None => crate::ForwardedHeader::default(),

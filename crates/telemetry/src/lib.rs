@@ -55,7 +55,7 @@ use tracing_subscriber::{EnvFilter, Layer as _, Registry};
 
 pub use batch::SpanPipelineStats;
 pub use caller::{
-    Caller, EdgeTrust, ForwardedHeader, GATEWAY_TOKEN_HEADER, SharedSecret, parse_network,
+    Caller, EdgeTrust, ForwardedHeader, GATEWAY_TOKEN_HEADER, SharedSecret, read_networks,
 };
 pub use client::{
     RequestOptions, TracedClient, TracedRequestBuilder, error_type as client_error_type,

@@ -57,12 +57,13 @@ impl HttpServerLayer {
     /// Traces everything but `/healthz` and `/readyz`. Build it after [`crate::init`] so the
     /// duration histogram binds to the real meter provider.
     pub fn new() -> Self {
+        let (proxies, forwarded_header) = crate::caller::trusted_proxies();
         Self {
             untraced: Arc::from(vec!["/healthz".to_owned(), "/readyz".to_owned()]),
             traceresponse: false,
             duration: crate::metrics::server_duration(),
-            trusted_proxies: crate::caller::trusted_proxies().0.into(),
-            forwarded_header: crate::caller::trusted_proxies().1,
+            trusted_proxies: proxies.into(),
+            forwarded_header,
             edge: None,
         }
     }

@@ -22,12 +22,10 @@ pub struct Config {
     /// Largest fraud or recommendation reply read (`CHATBOT_DOWNSTREAM_MAX_BODY_BYTES`, 1 MiB);
     /// a larger one is an invalid reply.
     pub downstream_max_body_bytes: usize,
-    /// Peers whose baggage identity is believed (`CHATBOT_TRUSTED_CALLERS`: networks or
-    /// addresses; none by default).
-    pub trusted_callers: Vec<ipnet::IpNet>,
-    /// The shared secret a trusted gateway sends in `x-shopmax-gateway-token`
-    /// (`CHATBOT_GATEWAY_TOKEN`; none by default).
-    pub gateway_token: Option<telemetry::SharedSecret>,
+    /// Whom the chatbot, the public edge, trusts with baggage identity and trace sampling: peers
+    /// in `CHATBOT_TRUSTED_CALLERS` (networks or addresses) and callers that send the shared
+    /// secret `CHATBOT_GATEWAY_TOKEN` in `x-shopmax-gateway-token`; nobody by default.
+    pub edge: telemetry::EdgeTrust,
     /// Products put in the prompt (`CHATBOT_TOP_K`, 3).
     pub top_k: usize,
     /// Longest answer in tokens (`CHATBOT_MAX_ANSWER_TOKENS`, 256).
@@ -41,16 +39,6 @@ pub struct Config {
     pub llm: LlmConfig,
 }
 
-impl Config {
-    /// Whom the chatbot, the public edge, trusts with baggage identity and trace sampling.
-    pub fn edge_trust(&self) -> telemetry::EdgeTrust {
-        telemetry::EdgeTrust {
-            callers: self.trusted_callers.clone(),
-            token: self.gateway_token.clone(),
-        }
-    }
-}
-
 impl FromEnv for Config {
     /// Reads every variable; a malformed or out-of-range value is recorded, so the service
     /// never starts on a typo.
@@ -62,17 +50,7 @@ impl FromEnv for Config {
         let request_timeout = env.positive_millis_or("CHATBOT_REQUEST_TIMEOUT_MS", 60_000);
         let downstream_max_body_bytes =
             env.positive_or("CHATBOT_DOWNSTREAM_MAX_BODY_BYTES", 1024 * 1024);
-        let mut trusted_callers = Vec::new();
-        for entry in env.list("CHATBOT_TRUSTED_CALLERS").unwrap_or_default() {
-            match telemetry::parse_network(&entry) {
-                Some(network) => trusted_callers.push(network),
-                None => env.reject(
-                    "CHATBOT_TRUSTED_CALLERS",
-                    format!("{entry:?} is not an IP address or network"),
-                    None,
-                ),
-            }
-        }
+        let trusted_callers = telemetry::read_networks(env, "CHATBOT_TRUSTED_CALLERS");
         let gateway_token = env
             .get("CHATBOT_GATEWAY_TOKEN")
             .map(telemetry::SharedSecret::new);
@@ -96,8 +74,10 @@ impl FromEnv for Config {
             downstream_timeout,
             request_timeout,
             downstream_max_body_bytes,
-            trusted_callers,
-            gateway_token,
+            edge: telemetry::EdgeTrust {
+                callers: trusted_callers,
+                token: gateway_token,
+            },
             top_k,
             max_answer_tokens,
             channel,

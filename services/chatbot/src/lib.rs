@@ -86,7 +86,7 @@ pub fn app(state: AppState) -> Router {
     // The chatbot has no start-up work: it is ready as soon as it listens.
     let ready = Arc::new(AtomicBool::new(true));
     // The chatbot is the public edge: whom it trusts is its configuration's to say.
-    let edge = state.config.edge_trust();
+    let edge = state.config.edge.clone();
     service_kit::service_router(
         routes::api(state),
         telemetry::HttpServerLayer::new()

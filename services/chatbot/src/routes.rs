@@ -45,7 +45,7 @@ async fn chat(
     validate(&request)?;
     let deadline = tokio::time::Instant::now() + state.config.request_timeout;
     let caller = caller.map(|Extension(c)| c);
-    // The edge layer decided (`Config::edge_trust`); without it, nobody is trusted.
+    // The edge layer decided (`Config::edge`); without it, nobody is trusted.
     let trust = if caller.is_some_and(|c| c.trusted) {
         Trust::Trusted
     } else {
