@@ -33,26 +33,8 @@ fn a_stuck_collector_drops_and_counts_spans_without_slowing_requests() {
     });
     let stats = env.guard.span_stats();
     env.rt.block_on(async {
-        let addr = common::serve(common::work_router()).await;
-        let client = reqwest::Client::new();
-        let mut plain = common::latencies(&client, &format!("http://{addr}/plain"), 300).await;
-        let mut traced = common::latencies(&client, &format!("http://{addr}/work"), 300).await;
-        let max = common::percentile(&mut traced, 100);
-        let (p50_plain, p50_traced) = (
-            common::percentile(&mut plain, 50),
-            common::percentile(&mut traced, 50),
-        );
-        eprintln!("p50 untraced {p50_plain} us, p50 traced {p50_traced} us, max {max} us");
-        // Noise bound, not a speed target: the black hole must add nothing a request waits on.
-        assert!(
-            p50_traced <= p50_plain * 2 + 2_000,
-            "traced p50 {p50_traced} us vs untraced {p50_plain} us"
-        );
         // Every export waits 30 s on the stuck collector; no request may wait on that.
-        assert!(
-            max < 1_000_000,
-            "a request waited on the exporter: {max} us"
-        );
+        common::assert_requests_do_not_wait_on_export().await;
 
         let dropped = stats.dropped.load(Ordering::Relaxed);
         assert!(dropped > 0, "1200 spans cannot fit a 64-span queue");
@@ -99,25 +81,8 @@ fn a_collector_that_answers_late_does_not_slow_requests() {
     });
     let stats = env.guard.span_stats();
     env.rt.block_on(async {
-        let addr = common::serve(common::work_router()).await;
-        let client = reqwest::Client::new();
-        let mut plain = common::latencies(&client, &format!("http://{addr}/plain"), 300).await;
-        let mut traced = common::latencies(&client, &format!("http://{addr}/work"), 300).await;
-        let max = common::percentile(&mut traced, 100);
-        let (p50_plain, p50_traced) = (
-            common::percentile(&mut plain, 50),
-            common::percentile(&mut traced, 50),
-        );
-        eprintln!("p50 untraced {p50_plain} us, p50 traced {p50_traced} us, max {max} us");
-        assert!(
-            p50_traced <= p50_plain * 2 + 2_000,
-            "traced p50 {p50_traced} us vs untraced {p50_plain} us"
-        );
         // Each export takes 2 s; a request that waited on one would take at least that.
-        assert!(
-            max < 1_000_000,
-            "a request waited on the exporter: {max} us"
-        );
+        common::assert_requests_do_not_wait_on_export().await;
         // The slow collector does get the spans, late.
         assert!(
             env.sink

@@ -22,28 +22,10 @@ fn system() -> &'static System {
     system_with(SETTINGS)
 }
 
-/// `POST url` with `body` as JSON; the status and the JSON reply.
-fn post(url: String, body: &serde_json::Value) -> (u16, serde_json::Value) {
-    system().rt.block_on(async {
-        let response = reqwest::Client::new()
-            .post(url)
-            .json(body)
-            .send()
-            .await
-            .expect("reachable");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-        )
-    })
-}
-
 fn ask(question: &str) -> (u16, serde_json::Value, Duration) {
     let started = Instant::now();
-    let (status, reply) = post(
-        format!("http://{}/v1/chat", system().chatbot),
+    let (status, reply) = system().chat(
+        &[],
         &serde_json::json!({ "question": question, "customer_id": "cust-drill" }),
     );
     (status, reply, started.elapsed())
@@ -82,13 +64,14 @@ fn trace_id_of(reply: &serde_json::Value) -> String {
 
 /// Turns a knob of fraud or recommendation (`latency_ms`, `error_rate`).
 fn fault(service: std::net::SocketAddr, settings: serde_json::Value) {
-    let (status, body) = post(format!("http://{service}/admin/faults"), &settings);
+    let (status, body) = system().post(&format!("http://{service}/admin/faults"), &[], &settings);
     assert_eq!(status, 200, "{body}");
 }
 
 /// Queues a fault on the mock LLM (`mode`: `429`, `500` or `slow`; `count` requests).
 fn llm_fault(settings: serde_json::Value) {
-    let (status, body) = post(format!("http://{}/admin/faults", system().llm), &settings);
+    let url = format!("http://{}/admin/faults", system().llm);
+    let (status, body) = system().post(&url, &[], &settings);
     assert_eq!(status, 200, "{body}");
 }
 

@@ -220,6 +220,32 @@ pub fn work_router() -> Router {
         .layer(telemetry::HttpServerLayer::new().untraced_paths(["/plain", "/healthz"]))
 }
 
+/// Serves [`work_router`] and asserts that tracing adds nothing a request waits on: after a
+/// warm-up, traced `/work` has a p50 within noise of untraced `/plain` (a noise bound, not a
+/// speed target), and no traced request takes anywhere near a second, which any wait on an
+/// exporter that is down, stuck or slow would.
+pub async fn assert_requests_do_not_wait_on_export() {
+    let addr = serve(work_router()).await;
+    let client = reqwest::Client::new();
+    latencies(&client, &format!("http://{addr}/plain"), 20).await;
+    latencies(&client, &format!("http://{addr}/work"), 20).await;
+    let mut plain = latencies(&client, &format!("http://{addr}/plain"), 300).await;
+    let mut traced = latencies(&client, &format!("http://{addr}/work"), 300).await;
+    let (p50_plain, p50_traced) = (percentile(&mut plain, 50), percentile(&mut traced, 50));
+    let max_traced = percentile(&mut traced, 100);
+    eprintln!(
+        "p50 untraced {p50_plain} us, p50 traced {p50_traced} us, max traced {max_traced} us"
+    );
+    assert!(
+        p50_traced <= p50_plain * 2 + 2_000,
+        "traced p50 {p50_traced} us vs untraced {p50_plain} us"
+    );
+    assert!(
+        max_traced < 1_000_000,
+        "a request waited on the exporter: {max_traced} us"
+    );
+}
+
 /// Sends `n` sequential GETs to `url`; returns each latency in microseconds.
 pub async fn latencies(client: &reqwest::Client, url: &str, n: usize) -> Vec<u128> {
     let mut out = Vec::with_capacity(n);

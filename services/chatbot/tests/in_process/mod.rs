@@ -156,3 +156,37 @@ pub fn system_with(chatbot_env: &'static [(&'static str, &'static str)]) -> &'st
 pub fn system() -> &'static System {
     system_with(&[])
 }
+
+impl System {
+    /// POSTs `body` as JSON to `url` with `headers`; the status and the reply (JSON, or the text
+    /// as a JSON string when it is not JSON).
+    pub fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.rt.block_on(async {
+            let mut request = reqwest::Client::new().post(url).json(body);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.send().await.expect("reachable");
+            let status = response.status().as_u16();
+            let text = response.text().await.expect("body");
+            (
+                status,
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+            )
+        })
+    }
+
+    /// `POST /v1/chat` with `body` and `headers`.
+    pub fn chat(
+        &self,
+        headers: &[(&str, &str)],
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.post(&format!("http://{}/v1/chat", self.chatbot), headers, body)
+    }
+}
