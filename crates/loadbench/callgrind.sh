@@ -63,7 +63,7 @@ start() {
 }
 start fraud PORT=18082
 start recommendation PORT=18081
-start chatbot PORT=18080 FRAUD_URL=http://127.0.0.1:18082 RECOMMENDATION_URL=http://127.0.0.1:18081
+start chatbot PORT=18080 CHATBOT_TRUSTED_CALLERS=127.0.0.1 FRAUD_URL=http://127.0.0.1:18082 RECOMMENDATION_URL=http://127.0.0.1:18081
 for port in 18080 18081 18082; do
   for _ in $(seq 600); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 done

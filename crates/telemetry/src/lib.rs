@@ -609,9 +609,15 @@ fn subscriber_layers(
         )),
         // With the SDK disabled the API still passes the caller's context through unchanged, as
         // the specification asks of a no-op implementation.
+        // The extras are off here too: the tracked inactivity alone read the clock at every
+        // poll of every instrumented future, for spans that are never recorded.
         None => layers.push(Box::new(
             tracing_opentelemetry::layer()
                 .with_tracer(opentelemetry::trace::noop::NoopTracer::new())
+                .with_location(false)
+                .with_threads(false)
+                .with_tracked_inactivity(false)
+                .with_target(false)
                 .with_filter(span_filter()),
         )),
     }

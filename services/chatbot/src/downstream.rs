@@ -110,7 +110,7 @@ async fn read_capped(
 async fn post_json<Req: Serialize + Sync, Resp: serde::de::DeserializeOwned>(
     client: &TracedClient,
     service: Service,
-    (url, template): (&str, &'static str),
+    (url, template): (Option<&reqwest::Url>, &'static str),
     body: &Req,
     timeout: Duration,
     max_body: usize,
@@ -119,7 +119,15 @@ async fn post_json<Req: Serialize + Sync, Resp: serde::de::DeserializeOwned>(
         url_template: Some(template),
         resend_count: 0,
     };
-    let request = client.post(url).json(body).timeout(timeout);
+    let Some(url) = url else {
+        return Err(DownstreamError::Unavailable {
+            service,
+            detail: "invalid_url".into(),
+        });
+    };
+    // The URL was parsed once, at start-up: a clone is a copy, where a string is parsed again on
+    // every request.
+    let request = client.post(url.clone()).json(body).timeout(timeout);
     let response = request.send_with(options).await.map_err(|e| {
         // A request that cannot be built never left: its URL (or body) is at fault.
         if e.is_builder() {
@@ -163,11 +171,18 @@ async fn post_json<Req: Serialize + Sync, Resp: serde::de::DeserializeOwned>(
     }
 }
 
+/// `{base_url}{path}`, parsed.
+fn endpoint(base_url: &str, path: &str) -> Option<reqwest::Url> {
+    reqwest::Url::parse(&format!("{}{path}", base_url.trim_end_matches('/'))).ok()
+}
+
 /// The fraud service over HTTP.
 #[derive(Debug, Clone)]
 pub struct HttpFraudScorer {
     client: TracedClient,
-    url: String,
+    /// `None` when the configured base URL does not parse: each call then fails as unavailable
+    /// (`invalid_url`), as it would have on sending.
+    url: Option<reqwest::Url>,
     timeout: Duration,
     max_body: usize,
 }
@@ -177,7 +192,7 @@ impl HttpFraudScorer {
     pub fn new(client: TracedClient, base_url: &str, timeout: Duration) -> Self {
         Self {
             client,
-            url: format!("{}{}", base_url.trim_end_matches('/'), fraud::PATH),
+            url: endpoint(base_url, fraud::PATH),
             timeout,
             max_body: DEFAULT_MAX_BODY_BYTES,
         }
@@ -197,7 +212,7 @@ impl FraudScorer for HttpFraudScorer {
         post_json(
             &self.client,
             Service::Fraud,
-            (&self.url, fraud::PATH),
+            (self.url.as_ref(), fraud::PATH),
             request,
             self.timeout,
             self.max_body,
@@ -210,7 +225,9 @@ impl FraudScorer for HttpFraudScorer {
 #[derive(Debug, Clone)]
 pub struct HttpRecommender {
     client: TracedClient,
-    url: String,
+    /// `None` when the configured base URL does not parse: each call then fails as unavailable
+    /// (`invalid_url`), as it would have on sending.
+    url: Option<reqwest::Url>,
     timeout: Duration,
     max_body: usize,
 }
@@ -220,7 +237,7 @@ impl HttpRecommender {
     pub fn new(client: TracedClient, base_url: &str, timeout: Duration) -> Self {
         Self {
             client,
-            url: format!("{}{}", base_url.trim_end_matches('/'), recommendation::PATH),
+            url: endpoint(base_url, recommendation::PATH),
             timeout,
             max_body: DEFAULT_MAX_BODY_BYTES,
         }
@@ -248,7 +265,7 @@ impl Recommender for HttpRecommender {
         post_json(
             &self.client,
             Service::Recommendation,
-            (&self.url, recommendation::PATH),
+            (self.url.as_ref(), recommendation::PATH),
             &body,
             self.timeout,
             self.max_body,
