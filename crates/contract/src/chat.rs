@@ -87,6 +87,10 @@ pub struct ChatReply {
     pub model: String,
     /// Token usage of the LLM call.
     pub usage: Usage,
+    /// What the LLM calls behind this answer cost (the chat and recommendation's query
+    /// embedding); `null` when any of them has no price or could not be accounted for.
+    #[serde(default)]
+    pub cost: Option<crate::Cost>,
     /// What was unavailable; empty normally.
     pub degraded: Vec<Degradation>,
     /// The session, as sent or as assigned.
@@ -118,12 +122,15 @@ pub struct StreamDelta {
 }
 
 /// Data of the last event (`done`) of a streamed answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamDone {
     /// The model that answered.
     pub model: String,
     /// Token usage of the LLM call.
     pub usage: Usage,
+    /// What the LLM calls behind this answer cost, as in [`ChatReply::cost`].
+    #[serde(default)]
+    pub cost: Option<crate::Cost>,
     /// Why the model stopped, as it said.
     pub finish_reason: Option<String>,
 }

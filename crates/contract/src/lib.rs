@@ -9,11 +9,14 @@
 //! - [`ids`]: [`CustomerId`] and [`SessionId`], and the one rule for what an id may contain.
 //! - [`fraud`]: `POST /v1/score` of the fraud service.
 //! - [`recommendation`]: `POST /v1/recommend` of the recommendation service.
+//! - [`cost`]: [`Cost`] and [`Spend`], what the LLM calls behind an answer cost.
 //! - [`chat`]: `POST /v1/chat` of the chatbot, the public API (JSON reply and stream events).
 
 pub mod chat;
+pub mod cost;
 pub mod fraud;
 pub mod ids;
 pub mod recommendation;
 
+pub use cost::{Cost, Spend};
 pub use ids::{CustomerId, IdError, SessionId};

@@ -42,4 +42,7 @@ pub struct RecommendResponse {
     pub related: Vec<Product>,
     /// The model that embedded the query.
     pub embedding_model: String,
+    /// What the LLM calls made for this answer (embedding the query) cost.
+    #[serde(default)]
+    pub spend: crate::Spend,
 }

@@ -10,13 +10,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentelemetry::metrics::Histogram;
+use contract::Cost;
+use opentelemetry::metrics::{Counter, Histogram};
 use opentelemetry::trace::Status;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use serde::Serialize;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use crate::pricing::{PriceTable, TokenCounts};
 use crate::semconv as sc;
 use crate::{ChatMessage, ChatRequest, ChatResponse, LlmError, Role, Usage};
 
@@ -26,6 +28,7 @@ pub(crate) struct Instruments {
     token_usage: Histogram<u64>,
     duration: Histogram<f64>,
     time_to_first_chunk: Histogram<f64>,
+    cost: Counter<f64>,
 }
 
 impl Instruments {
@@ -51,6 +54,13 @@ impl Instruments {
                 .with_description("Time to receive the first chunk of a streamed response.")
                 .with_boundaries(sc::DURATION_BUCKETS.to_vec())
                 .build(),
+            cost: meter
+                .f64_counter(sc::METRIC_CLIENT_OPERATION_COST)
+                .with_unit(sc::UNIT_COST)
+                .with_description(
+                    "Cost of GenAI operations, in the currency of gen_ai.usage.cost.currency.",
+                )
+                .build(),
         }
     }
 }
@@ -62,6 +72,7 @@ pub(crate) struct Target {
     pub(crate) server_address: String,
     pub(crate) server_port: Option<u16>,
     pub(crate) capture_content: bool,
+    pub(crate) prices: PriceTable,
     pub(crate) instruments: Instruments,
 }
 
@@ -140,8 +151,12 @@ impl Operation {
             { sc::GEN_AI_RESPONSE_ID } = Empty,
             { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
             { sc::GEN_AI_USAGE_OUTPUT_TOKENS } = Empty,
+            { sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS } = Empty,
             { sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK } = Empty,
             { sc::GEN_AI_EMBEDDINGS_DIMENSION_COUNT } = Empty,
+            { sc::GEN_AI_USAGE_COST_AMOUNT } = Empty,
+            { sc::GEN_AI_USAGE_COST_CURRENCY } = Empty,
+            { sc::GEN_AI_USAGE_COST_SOURCE } = Empty,
             { sc::ERROR_TYPE } = Empty,
             { sc::LLM_MODEL } = Empty,
             { sc::LLM_PROMPT_TOKENS } = Empty,
@@ -217,14 +232,15 @@ impl Operation {
         }
     }
 
-    /// Ends a chat successfully. `response_model` is what the server reported (the response's
+    /// Ends a chat successfully and returns its cost, when its model has a price and the
+    /// server reported usage. `response_model` is what the server reported (the response's
     /// `model` may be our fallback); `usage` is `None` when the server sent none.
     pub(crate) fn succeed_chat(
         &mut self,
         response: &ChatResponse,
         response_model: Option<&str>,
         usage: Option<Usage>,
-    ) {
+    ) -> Option<Cost> {
         if let Some(model) = response_model {
             self.record_response_model(model);
         }
@@ -240,7 +256,20 @@ impl Operation {
         }
         if let Some(usage) = usage {
             self.record_usage(Some(usage.prompt_tokens), Some(usage.completion_tokens));
+            if let Some(cached) = usage.cached_prompt_tokens {
+                self.span.record(
+                    sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+                    i64::try_from(cached).unwrap_or(i64::MAX),
+                );
+            }
         }
+        let cost = usage.and_then(|u| {
+            self.record_cost(TokenCounts {
+                input: u.prompt_tokens,
+                cached_input: u.cached_prompt_tokens.unwrap_or(0),
+                output: u.completion_tokens,
+            })
+        });
         if self.target.capture_content {
             self.span.set_attribute(
                 sc::GEN_AI_OUTPUT_MESSAGES,
@@ -248,15 +277,17 @@ impl Operation {
             );
         }
         self.end(None);
+        cost
     }
 
-    /// Ends an embeddings call successfully.
+    /// Ends an embeddings call successfully and returns its cost, when its model has a price
+    /// and the server reported the input tokens.
     pub(crate) fn succeed_embeddings(
         &mut self,
         response_model: Option<&str>,
         input_tokens: Option<u64>,
         dimensions: Option<usize>,
-    ) {
+    ) -> Option<Cost> {
         if let Some(model) = response_model {
             self.record_response_model(model);
         }
@@ -264,7 +295,40 @@ impl Operation {
             self.span.record(sc::GEN_AI_EMBEDDINGS_DIMENSION_COUNT, d);
         }
         self.record_usage(input_tokens, None);
+        let cost = input_tokens.and_then(|input| {
+            self.record_cost(TokenCounts {
+                input,
+                ..TokenCounts::default()
+            })
+        });
         self.end(None);
+        cost
+    }
+
+    /// Prices `tokens` by the model that answered (else the one asked for), and records the
+    /// cost on the span and the cost counter. An unpriced model records nothing.
+    fn record_cost(&self, tokens: TokenCounts) -> Option<Cost> {
+        let model = self
+            .response_model
+            .as_deref()
+            .unwrap_or(&self.request_model);
+        let cost = self.target.prices.cost(model, tokens)?;
+        self.span.record(sc::GEN_AI_USAGE_COST_AMOUNT, cost.amount);
+        self.span
+            .record(sc::GEN_AI_USAGE_COST_CURRENCY, cost.currency.as_str());
+        self.span
+            .record(sc::GEN_AI_USAGE_COST_SOURCE, sc::COST_SOURCE_LOCAL);
+        let mut attrs = self.metric_attributes();
+        attrs.push(KeyValue::new(
+            sc::GEN_AI_USAGE_COST_CURRENCY,
+            cost.currency.clone(),
+        ));
+        attrs.push(KeyValue::new(
+            sc::GEN_AI_USAGE_COST_SOURCE,
+            sc::COST_SOURCE_LOCAL,
+        ));
+        self.target.instruments.cost.add(cost.amount, &attrs);
+        Some(cost)
     }
 
     /// Ends the operation as failed with `error`.

@@ -9,12 +9,14 @@
 //! - [`LlmConfig`]: settings from the environment (through `env_config`); the key is an
 //!   [`ApiKey`], never printed.
 //! - [`LlmClient`], [`EmbeddingClient`]: the traits; [`OpenAiClient`] implements both.
+//! - [`pricing`]: the price table, and what a call's tokens cost.
 //! - [`semconv`]: every GenAI attribute and metric name, in one place (the conventions move).
 //! - [`LlmError`]: what can go wrong, with a low-cardinality `error.type`.
 //! - [`Backoff`]: exponential backoff with jitter, for the client's retries and services' own.
 //! - Inside: `openai` (requests, attempts and retries), `stream` (the caller's SSE event stream,
 //!   decoded by `sse`), `parse` and `wire` (bodies on the wire), `instrument` (spans, metrics).
 
+pub mod pricing;
 pub mod semconv;
 
 mod instrument;
@@ -32,7 +34,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use contract::Cost;
 pub use openai::{BuildError, OpenAiClient};
+pub use pricing::{PriceTable, TokenCounts};
 pub use retry::Backoff;
 
 /// An API key. It has no `Display`, and its `Debug` never shows the key.
@@ -81,6 +85,11 @@ pub struct LlmConfig {
     /// Record prompt and completion text on spans
     /// (`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`).
     pub capture_content: bool,
+    /// Model prices, for the cost of each call (see [`pricing`]).
+    pub prices: PriceTable,
+    /// Why the configured prices could not be used (then nothing is priced); the client logs
+    /// it as a warning when it starts, since a cost setting must never stop a service.
+    pub prices_warning: Option<String>,
 }
 
 impl FromEnv for LlmConfig {
@@ -88,12 +97,15 @@ impl FromEnv for LlmConfig {
     /// (or `OPENAI_API_KEY`), `LLM_MODEL` (`gpt-4o-mini`), `LLM_EMBEDDING_MODEL`
     /// (`text-embedding-3-small`), `LLM_PROVIDER` (`openai`), `LLM_TIMEOUT_MS` (30000, above
     /// zero), `LLM_MAX_RETRIES` (2), `LLM_INITIAL_BACKOFF_MS` (200), `LLM_MAX_BACKOFF_MS` (5000)
-    /// and `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` (false).
+    /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` (false), and the price table:
+    /// [`pricing::DEFAULT_PRICES`] under `LLM_PRICES_FILE` (a JSON file) under `LLM_PRICES`
+    /// (JSON).
     ///
     /// Problems are recorded on `env`, so a service reads these settings with its own reader and
     /// judges them all at once when it finishes.
     fn read(env: &mut env_config::Reader<'_>) -> Self {
         let base_url = env.http_url_or("LLM_BASE_URL", "http://localhost:8090/v1");
+        let (prices, prices_warning) = read_prices(env);
         Self {
             base_url,
             api_key: env
@@ -109,8 +121,35 @@ impl FromEnv for LlmConfig {
             max_backoff: env.millis_or("LLM_MAX_BACKOFF_MS", 5_000),
             capture_content: env
                 .bool_or("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", false),
+            prices,
+            prices_warning,
         }
     }
+}
+
+/// The price table from `LLM_PRICES_FILE` and `LLM_PRICES` over the defaults, and why it could
+/// not be read (then it is empty).
+fn read_prices(env: &env_config::Reader<'_>) -> (PriceTable, Option<String>) {
+    let path = env.get("LLM_PRICES_FILE").filter(|p| !p.trim().is_empty());
+    let file = match &path {
+        None => None,
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                return (
+                    PriceTable::default(),
+                    Some(format!(
+                        "LLM_PRICES_FILE ({path}) cannot be read: {e}; no LLM call will be priced"
+                    )),
+                );
+            }
+        },
+    };
+    let inline = env.get("LLM_PRICES");
+    PriceTable::layered(
+        path.as_deref().zip(file.as_deref()),
+        inline.as_deref().filter(|t| !t.trim().is_empty()),
+    )
 }
 
 /// Who wrote a message.
@@ -154,6 +193,10 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// Sum of both.
     pub total_tokens: u64,
+    /// Of `prompt_tokens`, those the provider served from its prompt cache, when it says
+    /// (`prompt_tokens_details.cached_tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_prompt_tokens: Option<u64>,
 }
 
 /// A finished chat completion.
@@ -169,6 +212,8 @@ pub struct ChatResponse {
     pub finish_reason: Option<String>,
     /// Token usage.
     pub usage: Usage,
+    /// What the call cost, when its model has a price (see [`pricing`]).
+    pub cost: Option<Cost>,
 }
 
 /// One event of a streamed completion.
@@ -193,6 +238,8 @@ pub struct Embeddings {
     pub model: String,
     /// Input tokens, when reported.
     pub input_tokens: Option<u64>,
+    /// What the call cost, when its model has a price and the tokens were reported.
+    pub cost: Option<Cost>,
 }
 
 /// What can go wrong talking to the LLM server.

@@ -138,8 +138,12 @@ impl OpenAiClient {
             server_address: chat_url.host_str().unwrap_or_default().to_owned(),
             server_port: chat_url.port_or_known_default(),
             capture_content: config.capture_content,
+            prices: config.prices.clone(),
             instruments: Instruments::new(),
         });
+        if let Some(warning) = &config.prices_warning {
+            tracing::warn!(warning = %warning, "llm.prices.invalid");
+        }
         Ok(Self {
             http: TracedClient::new(inner, policy),
             authorization,
@@ -315,8 +319,8 @@ impl LlmClient for OpenAiClient {
         .instrument(span)
         .await;
         match result {
-            Ok((response, response_model, usage)) => {
-                op.succeed_chat(&response, response_model.as_deref(), usage);
+            Ok((mut response, response_model, usage)) => {
+                response.cost = op.succeed_chat(&response, response_model.as_deref(), usage);
                 Ok(response)
             }
             Err(error) => {
@@ -368,6 +372,7 @@ impl EmbeddingClient for OpenAiClient {
                 vectors: Vec::new(),
                 model: self.config.embedding_model.clone(),
                 input_tokens: Some(0),
+                cost: None,
             });
         }
         let mut op = Operation::embeddings(&self.target, &self.config.embedding_model);
@@ -391,8 +396,8 @@ impl EmbeddingClient for OpenAiClient {
         .instrument(span)
         .await;
         match result {
-            Ok((embeddings, response_model)) => {
-                op.succeed_embeddings(
+            Ok((mut embeddings, response_model)) => {
+                embeddings.cost = op.succeed_embeddings(
                     response_model.as_deref(),
                     embeddings.input_tokens,
                     embeddings.vectors.first().map(Vec::len),

@@ -80,6 +80,7 @@ pub(crate) fn parse_completion(
         content,
         finish_reason: choice.finish_reason.clone(),
         usage: usage.unwrap_or_default(),
+        cost: None,
     };
     Ok((response, response_model, usage))
 }
@@ -120,6 +121,7 @@ pub(crate) fn parse_embeddings(
                 .clone()
                 .unwrap_or_else(|| request_model.to_owned()),
             input_tokens: response.usage.and_then(|u| u.prompt_tokens),
+            cost: None,
         },
         response_model,
     ))

@@ -42,6 +42,9 @@ pub const GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: &str = "gen_ai.response.time_to_f
 pub const GEN_AI_USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
 /// `gen_ai.usage.output_tokens`.
 pub const GEN_AI_USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+/// `gen_ai.usage.cache_read.input_tokens`: of the input tokens, those served from the
+/// provider's prompt cache (recorded only when the provider reports it).
+pub const GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
 /// `gen_ai.embeddings.dimension.count`: length of each returned vector.
 pub const GEN_AI_EMBEDDINGS_DIMENSION_COUNT: &str = "gen_ai.embeddings.dimension.count";
 /// `gen_ai.input.messages`: the prompt as JSON, opt-in (content capture only).
@@ -57,6 +60,33 @@ pub const SERVER_ADDRESS: &str = "server.address";
 pub const SERVER_PORT: &str = "server.port";
 /// `error.type` (stable).
 pub const ERROR_TYPE: &str = "error.type";
+
+// ---- Cost (open proposal: semantic-conventions-genai PR #443, 2026-08) ------------------------
+//
+// No GenAI cost convention is merged. These follow the proposal in
+// open-telemetry/semantic-conventions-genai PR #443 ("Add per-operation cost conventions",
+// after issue #287): attributes on inference spans only, so a parent never double-counts its
+// children, and a metric. If the names change when it merges, they change here only.
+
+/// `gen_ai.usage.cost.amount` (double): what the operation cost, in
+/// [`GEN_AI_USAGE_COST_CURRENCY`].
+pub const GEN_AI_USAGE_COST_AMOUNT: &str = "gen_ai.usage.cost.amount";
+/// `gen_ai.usage.cost.currency`: ISO 4217 code; set whenever the amount is.
+pub const GEN_AI_USAGE_COST_CURRENCY: &str = "gen_ai.usage.cost.currency";
+/// `gen_ai.usage.cost.source`: `provider` when the response carried the cost, `local` when
+/// the recorder computed it from tokens and its price table (always ours).
+pub const GEN_AI_USAGE_COST_SOURCE: &str = "gen_ai.usage.cost.source";
+/// [`GEN_AI_USAGE_COST_SOURCE`] of a cost computed here.
+pub const COST_SOURCE_LOCAL: &str = "local";
+/// Counter of cost per operation, with the currency and source as attributes.
+pub const METRIC_CLIENT_OPERATION_COST: &str = "gen_ai.client.operation.cost";
+/// Unit of [`METRIC_CLIENT_OPERATION_COST`]: money, in the currency its attribute names.
+pub const UNIT_COST: &str = "{currency}";
+/// The request span's total: every priced LLM call behind one answer, across services. Ours,
+/// not `gen_ai.*`: the proposal keeps cost off non-inference spans so sums never double-count.
+pub const SHOPMAX_REQUEST_COST_AMOUNT: &str = "shopmax.request.cost.amount";
+/// Currency of [`SHOPMAX_REQUEST_COST_AMOUNT`].
+pub const SHOPMAX_REQUEST_COST_CURRENCY: &str = "shopmax.request.cost.currency";
 
 // ---- Attribute values --------------------------------------------------------------------------
 

@@ -178,8 +178,11 @@ impl EventStream {
             content: acc.content,
             finish_reason: acc.finish_reason,
             usage: acc.usage.unwrap_or_default(),
+            cost: None,
         };
-        self.op
+        let mut response = response;
+        response.cost = self
+            .op
             .succeed_chat(&response, acc.model.as_deref(), acc.usage);
         self.pending.push_back(Ok(StreamEvent::Done(response)));
         self.end();

@@ -45,6 +45,16 @@ pub(crate) struct WireUsage {
     pub(crate) completion_tokens: Option<u64>,
     #[serde(default)]
     pub(crate) total_tokens: Option<u64>,
+    /// OpenAI's `prompt_tokens_details`; `null` from some servers.
+    #[serde(default)]
+    pub(crate) prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+/// `usage.prompt_tokens_details`: how many prompt tokens came from the prompt cache.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub(crate) struct PromptTokensDetails {
+    #[serde(default)]
+    pub(crate) cached_tokens: Option<u64>,
 }
 
 impl WireUsage {
@@ -57,6 +67,7 @@ impl WireUsage {
             total_tokens: self
                 .total_tokens
                 .unwrap_or_else(|| prompt.saturating_add(completion)),
+            cached_prompt_tokens: self.prompt_tokens_details.and_then(|d| d.cached_tokens),
         }
     }
 }

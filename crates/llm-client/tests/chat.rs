@@ -117,6 +117,102 @@ fn chat_records_the_genai_span_with_every_attribute() {
         assert!(duration[0]["attrs"].get("error.type").is_none());
         assert_eq!(num(&duration[0]["explicitBounds"][0]), 0.01);
         assert_eq!(num(&duration[0]["explicitBounds"][13]), 81.92);
+
+        // Cost (semconv-genai PR #443): the default price of gpt-4o-mini, which the dated
+        // response model is a snapshot of, on the span, in the response and on the counter.
+        let expected = (42.0 * 0.15 + 7.0 * 0.60) / 1e6;
+        let amount: f64 = genai
+            .attr("gen_ai.usage.cost.amount")
+            .expect("a cost")
+            .parse()
+            .expect("a double");
+        assert!((amount - expected).abs() < 1e-15, "{amount}");
+        assert_eq!(
+            genai.attr("gen_ai.usage.cost.currency").as_deref(),
+            Some("USD")
+        );
+        assert_eq!(
+            genai.attr("gen_ai.usage.cost.source").as_deref(),
+            Some("local")
+        );
+        let cost = response.cost.expect("the response's cost");
+        assert!((cost.amount - expected).abs() < 1e-15);
+        let spent = wait_for_points("gen_ai.client.operation.cost", fake.addr.port(), |points| {
+            !points.is_empty()
+        })
+        .await;
+        assert!(
+            (num(&spent[0]["asDouble"]) - expected).abs() < 1e-15,
+            "{spent:#?}"
+        );
+        assert_eq!(spent[0]["attrs"]["gen_ai.usage.cost.currency"], "USD");
+        assert_eq!(spent[0]["attrs"]["gen_ai.response.model"], RESPONSE_MODEL);
+        assert_eq!(spent[0]["attrs"]["gen_ai.operation.name"], "chat");
+        // No cached tokens reported, so none recorded.
+        assert_eq!(genai.attr("gen_ai.usage.cache_read.input_tokens"), None);
+    });
+}
+
+#[test]
+fn cached_prompt_tokens_are_recorded_and_priced_at_the_cached_price() {
+    run(async {
+        let mut body = completion();
+        body["usage"]["prompt_tokens_details"] = serde_json::json!({"cached_tokens": 32});
+        let fake = Fake::start(vec![Reply::json(body)]).await;
+        let client = client(config(&fake.base_url()));
+        let (result, trace_id) = traced(client.chat(request())).await;
+        let response = result.expect("chat");
+        assert_eq!(response.usage.cached_prompt_tokens, Some(32));
+        let spans = spans_of(&trace_id, 2).await;
+        let genai = span(&spans, "chat gpt-4o-mini");
+        assert_eq!(
+            genai
+                .attr("gen_ai.usage.cache_read.input_tokens")
+                .as_deref(),
+            Some("32")
+        );
+        // Input tokens still count the cached ones, as OpenAI reports them.
+        assert_eq!(
+            genai.attr("gen_ai.usage.input_tokens").as_deref(),
+            Some("42")
+        );
+        let expected = (10.0 * 0.15 + 32.0 * 0.075 + 7.0 * 0.60) / 1e6;
+        let cost = response.cost.expect("priced");
+        assert!((cost.amount - expected).abs() < 1e-15, "{}", cost.amount);
+    });
+}
+
+#[test]
+fn a_model_without_a_price_gets_tokens_but_no_cost() {
+    run(async {
+        let mut body = completion();
+        body["model"] = serde_json::json!("llama3.1:8b");
+        let fake = Fake::start(vec![Reply::json(body)]).await;
+        let mut config = config(&fake.base_url());
+        config.chat_model = "llama3.1:8b".into();
+        let client = client(config);
+        let (result, trace_id) = traced(client.chat(request())).await;
+        let response = result.expect("chat");
+        assert_eq!(response.cost, None);
+        let spans = spans_of(&trace_id, 2).await;
+        let genai = span(&spans, "chat llama3.1:8b");
+        assert_eq!(
+            genai.attr("gen_ai.usage.input_tokens").as_deref(),
+            Some("42")
+        );
+        for key in [
+            "gen_ai.usage.cost.amount",
+            "gen_ai.usage.cost.currency",
+            "gen_ai.usage.cost.source",
+        ] {
+            assert_eq!(genai.attr(key), None, "{key}");
+        }
+        // The duration is recorded; the cost counter has no point for this server.
+        wait_for_points("gen_ai.client.operation.duration", fake.addr.port(), |p| {
+            !p.is_empty()
+        })
+        .await;
+        assert!(histogram_points("gen_ai.client.operation.cost", fake.addr.port()).is_empty());
     });
 }
 

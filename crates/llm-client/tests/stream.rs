@@ -102,9 +102,16 @@ fn stream_split_awkwardly_accumulates_content_and_usage() {
                 ("llm.prompt_tokens", "42"),
                 ("llm.completion_tokens", "7"),
                 ("llm.model", RESPONSE_MODEL),
+                ("gen_ai.usage.cost.currency", "USD"),
             ] {
                 assert_eq!(genai.attr(key).as_deref(), Some(value), "{key}");
             }
+            let expected = (42.0 * 0.15 + 7.0 * 0.60) / 1e6;
+            let cost = response
+                .cost
+                .as_ref()
+                .expect("a streamed answer is priced too");
+            assert!((cost.amount - expected).abs() < 1e-15);
             let ttfc: f64 = genai
                 .attr("gen_ai.response.time_to_first_chunk")
                 .expect("time to first chunk")
@@ -294,9 +301,11 @@ fn stream_without_usage_or_done_still_completes_on_a_finish_reason() {
             genai.attr("gen_ai.response.finish_reasons").as_deref(),
             Some("[length]")
         );
-        // Usage the server did not report is not made up.
+        // Usage the server did not report is not made up, and neither is a cost.
         assert_eq!(genai.attr("gen_ai.usage.input_tokens"), None);
         assert_eq!(genai.attr("llm.prompt_tokens"), None);
+        assert_eq!(genai.attr("gen_ai.usage.cost.amount"), None);
+        assert_eq!(response.cost, None);
     });
 }
 

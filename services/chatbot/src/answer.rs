@@ -5,7 +5,10 @@ use axum::response::{IntoResponse, Response};
 use contract::chat::{ChatReply, ChatRequest, Degradation, ReplyProduct, Usage};
 use contract::fraud::{Assessment, Decision, ScoreRequest};
 use contract::recommendation::RecommendResponse;
+use contract::{Cost, Spend};
+use llm_client::semconv as sc;
 use service_kit::ApiJson;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::AppState;
 use crate::downstream::DownstreamError;
@@ -38,6 +41,30 @@ impl Findings {
                 score: p.score,
             })
             .collect()
+    }
+}
+
+impl Findings {
+    /// What the whole answer cost: recommendation's calls and the chat's (`chat`, `None` when
+    /// unpriced). Unknown when any call was unpriced, or recommendation failed (its calls may
+    /// have been billed without our hearing of it). Recorded on the request span.
+    pub(crate) fn total_cost(
+        &self,
+        chat: Option<&Cost>,
+        request_span: &tracing::Span,
+    ) -> Option<Cost> {
+        let mut spend = Spend::default();
+        match &self.recommendations {
+            Some(r) => spend.add(&r.spend),
+            None => spend.unpriced_calls += 1,
+        }
+        spend.add_call(chat);
+        let total = spend.total().cloned();
+        if let Some(cost) = &total {
+            request_span.set_attribute(sc::SHOPMAX_REQUEST_COST_AMOUNT, cost.amount);
+            request_span.set_attribute(sc::SHOPMAX_REQUEST_COST_CURRENCY, cost.currency.clone());
+        }
+        total
     }
 }
 
@@ -126,6 +153,7 @@ pub(crate) async fn answer(
     identity: Identity,
     client_address: Option<std::net::IpAddr>,
     deadline: tokio::time::Instant,
+    request_span: tracing::Span,
 ) -> Result<Response, AppError> {
     let findings = gather(&state, &request, &identity, client_address).await?;
     let products: Vec<catalog::Product> = findings
@@ -141,16 +169,25 @@ pub(crate) async fn answer(
     };
     let llm_request = prompt::build(&request.question, grounding, state.config.max_answer_tokens);
     if request.stream {
-        return crate::stream::stream_answer(state, llm_request, findings, identity, deadline)
-            .await;
+        return crate::stream::stream_answer(
+            state,
+            llm_request,
+            findings,
+            identity,
+            deadline,
+            request_span,
+        )
+        .await;
     }
     let response = state.llm.chat(llm_request).await?;
+    let cost = findings.total_cost(response.cost.as_ref(), &request_span);
     let reply = ChatReply {
         answer: response.content,
         products: findings.reply_products(),
         fraud: findings.fraud,
         model: response.model,
         usage: usage(response.usage),
+        cost,
         degraded: findings.degraded,
         session_id: identity.session_id,
         trace_id: telemetry::current_trace_id(),
@@ -159,6 +196,7 @@ pub(crate) async fn answer(
         model = %reply.model,
         prompt_tokens = reply.usage.prompt_tokens,
         completion_tokens = reply.usage.completion_tokens,
+        cost = reply.cost.as_ref().map(|c| c.amount),
         "chat.answer.sent"
     );
     Ok(ApiJson(reply).into_response())

@@ -71,8 +71,16 @@ async fn chat(
     let _ = span.set_parent(cx);
     // One deadline for the whole request: what is still running when it passes is dropped (its
     // client span ends as cancelled), and a streamed answer is cut at the same instant.
-    let answer =
-        crate::answer::answer(state, request, identity, client_address, deadline).instrument(span);
+    let request_span = tracing::Span::current();
+    let answer = crate::answer::answer(
+        state,
+        request,
+        identity,
+        client_address,
+        deadline,
+        request_span,
+    )
+    .instrument(span);
     match tokio::time::timeout_at(deadline, answer).await {
         Ok(result) => result,
         Err(_) => {

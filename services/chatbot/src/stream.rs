@@ -33,12 +33,13 @@ pub(crate) async fn stream_answer(
     findings: Findings,
     identity: Identity,
     deadline: tokio::time::Instant,
+    request_span: tracing::Span,
 ) -> Result<Response, AppError> {
     let stream = state.llm.chat_stream(llm_request).await?;
     let meta = StreamMeta {
         products: findings.reply_products(),
-        fraud: findings.fraud,
-        degraded: findings.degraded,
+        fraud: findings.fraud.clone(),
+        degraded: findings.degraded.clone(),
         session_id: identity.session_id,
         trace_id: telemetry::current_trace_id(),
     };
@@ -53,17 +54,20 @@ pub(crate) async fn stream_answer(
             Relayed::Late(detail) => event("error", &detail),
             Relayed::Model(Ok(StreamEvent::Delta(text))) => event("delta", &StreamDelta { text }),
             Relayed::Model(Ok(StreamEvent::Done(response))) => {
+                let cost = findings.total_cost(response.cost.as_ref(), &request_span);
                 span.in_scope(|| {
                     tracing::info!(
                         model = %response.model,
                         prompt_tokens = response.usage.prompt_tokens,
                         completion_tokens = response.usage.completion_tokens,
+                        cost = cost.as_ref().map(|c| c.amount),
                         "chat.answer.sent"
                     );
                 });
                 let done = StreamDone {
                     model: response.model,
                     usage: usage(response.usage),
+                    cost,
                     finish_reason: response.finish_reason,
                 };
                 event("done", &done)

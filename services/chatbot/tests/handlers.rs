@@ -37,7 +37,16 @@ fn response(content: &str) -> ChatResponse {
             prompt_tokens: 68,
             completion_tokens: 24,
             total_tokens: 92,
+            cached_prompt_tokens: None,
         },
+        cost: Some(usd(0.000_024_6)),
+    }
+}
+
+fn usd(amount: f64) -> contract::Cost {
+    contract::Cost {
+        amount,
+        currency: "USD".into(),
     }
 }
 
@@ -118,6 +127,10 @@ fn samsung() -> Result<Recommendations, DownstreamError> {
         }],
         related: vec![],
         embedding_model: "text-embedding-3-small".into(),
+        spend: contract::Spend {
+            priced: Some(usd(0.000_000_2)),
+            unpriced_calls: 0,
+        },
     })
 }
 
@@ -209,6 +222,41 @@ async fn chat_answers_with_products_usage_and_session() {
         seen[0].messages[1].content,
         "What is the price of Samsung 65 QLED?"
     );
+}
+
+#[tokio::test]
+async fn chat_reply_totals_the_cost_of_the_chat_and_the_query_embedding() {
+    let (status, body) = Setup::default().ask(question()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["cost"]["currency"], "USD");
+    let amount = body["cost"]["amount"].as_f64().expect("an amount");
+    assert!((amount - 0.000_024_8).abs() < 1e-12, "{amount}");
+}
+
+#[tokio::test]
+async fn chat_reply_cost_is_null_when_any_call_is_unpriced_or_unaccounted() {
+    let mut unpriced_embedding = samsung().expect("recs");
+    unpriced_embedding.spend = contract::Spend {
+        priced: None,
+        unpriced_calls: 1,
+    };
+    for setup in [
+        Setup {
+            recs: Ok(unpriced_embedding),
+            ..Setup::default()
+        },
+        // Recommendation failed: whatever it spent is unknown.
+        Setup {
+            recs: Err(DownstreamError::Timeout {
+                service: Service::Recommendation,
+            }),
+            ..Setup::default()
+        },
+    ] {
+        let (status, body) = setup.ask(question()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["cost"].is_null(), "{body}");
+    }
 }
 
 #[tokio::test]

@@ -54,7 +54,7 @@ pub(crate) async fn recommend(
     let index = state.index().ok_or(AppError::NotReady)?;
     let s = &state.shared;
 
-    let (vector, model) = index::with_deadline(
+    let (vector, model, cost) = index::with_deadline(
         s.embed_timeout,
         s.embedder.embed(std::slice::from_ref(&request.query)),
     )
@@ -64,7 +64,7 @@ pub(crate) async fn recommend(
             LlmError::InvalidResponse(format!("asked for 1 embedding, got {}", v.len()))
         })?;
         index::check_vector(&vector, index.dims())?;
-        Ok((vector, e.model))
+        Ok((vector, e.model, e.cost))
     })
     .map_err(|e| {
         tracing::warn!(
@@ -83,10 +83,14 @@ pub(crate) async fn recommend(
         &request.query,
         s.capture_content,
     )?;
+    // The embedding call was made and billed, priced or not.
+    let mut spend = contract::Spend::default();
+    spend.add_call(cost.as_ref());
     Ok(Json(RecommendResponse {
         products: hits,
         related,
         embedding_model: model,
+        spend,
     }))
 }
 

@@ -60,6 +60,9 @@ impl FakeEmbedder {
     }
 }
 
+/// What the fake charges per input embedded.
+const FAKE_COST_PER_INPUT: f64 = 0.000_001;
+
 #[async_trait::async_trait]
 impl EmbeddingClient for FakeEmbedder {
     fn model(&self) -> &str {
@@ -97,6 +100,11 @@ impl EmbeddingClient for FakeEmbedder {
                 .collect(),
             model: FAKE_MODEL.to_owned(),
             input_tokens: None,
+            cost: Some(llm_client::Cost {
+                amount: FAKE_COST_PER_INPUT
+                    * f64::from(u32::try_from(inputs.len()).unwrap_or(u32::MAX)),
+                currency: "USD".into(),
+            }),
         })
     }
 }
@@ -314,6 +322,16 @@ async fn top_k_limits_the_products(#[case] top_k: Option<usize>, #[case] expecte
         body["products"].as_array().expect("products").len(),
         expected
     );
+}
+
+#[tokio::test]
+async fn a_recommendation_reports_what_its_query_embedding_cost() {
+    let (state, _) = ready_state(shop()).await;
+    let (status, body) = recommend_json(&app(state), json!({ "query": "OLED television" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["spend"]["priced"]["currency"], "USD");
+    assert_eq!(body["spend"]["priced"]["amount"], FAKE_COST_PER_INPUT);
+    assert!(body["spend"].get("unpriced_calls").is_none(), "{body}");
 }
 
 #[rstest]

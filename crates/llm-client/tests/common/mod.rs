@@ -126,6 +126,8 @@ pub fn config(base_url: &str) -> LlmConfig {
         initial_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(20),
         capture_content: false,
+        prices: llm_client::PriceTable::defaults(),
+        prices_warning: None,
     }
 }
 
@@ -395,7 +397,7 @@ fn plain(status: StatusCode, body: Body) -> Response {
     response
 }
 
-/// Data points of histogram `name` whose attributes include `server.port = port`, as JSON
+/// Data points of histogram (or counter) `name` whose attributes include `server.port = port`, as JSON
 /// (attributes flattened to a map), so a test sees only its own fake server's measurements.
 pub fn histogram_points(name: &str, port: u16) -> Vec<Value> {
     let mut out = Vec::new();
@@ -404,8 +406,10 @@ pub fn histogram_points(name: &str, port: u16) -> Vec<Value> {
             for sm in &rm.scope_metrics {
                 for metric in sm.metrics.iter().filter(|m| m.name == name) {
                     let json = serde_json::to_value(metric).expect("metric as json");
+                    // A histogram's points, or a counter's (a monotonic sum).
                     let points = json
                         .pointer("/histogram/dataPoints")
+                        .or_else(|| json.pointer("/sum/dataPoints"))
                         .and_then(Value::as_array)
                         .cloned()
                         .unwrap_or_default();
