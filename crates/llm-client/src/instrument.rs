@@ -28,6 +28,7 @@ pub(crate) struct Instruments {
     token_usage: Histogram<u64>,
     duration: Histogram<f64>,
     time_to_first_chunk: Histogram<f64>,
+    time_per_output_chunk: Histogram<f64>,
     cost: Counter<f64>,
 }
 
@@ -54,6 +55,14 @@ impl Instruments {
                 .with_description("Time to receive the first chunk of a streamed response.")
                 .with_boundaries(sc::DURATION_BUCKETS.to_vec())
                 .build(),
+            time_per_output_chunk: meter
+                .f64_histogram(sc::METRIC_CLIENT_TIME_PER_OUTPUT_CHUNK)
+                .with_unit(sc::UNIT_SECONDS)
+                .with_description(
+                    "Time between consecutive chunks of a streamed response, for each chunk after the first.",
+                )
+                .with_boundaries(sc::DURATION_BUCKETS.to_vec())
+                .build(),
             cost: meter
                 .f64_counter(sc::METRIC_CLIENT_OPERATION_COST)
                 .with_unit(sc::UNIT_COST)
@@ -72,6 +81,8 @@ pub(crate) struct Target {
     pub(crate) server_address: String,
     pub(crate) server_port: Option<u16>,
     pub(crate) capture_content: bool,
+    /// Whether spans carry the seed article's `llm.*` attributes too.
+    pub(crate) article_attributes: bool,
     pub(crate) prices: PriceTable,
     pub(crate) instruments: Instruments,
 }
@@ -100,15 +111,30 @@ pub(crate) struct Operation {
     request_model: String,
     response_model: Option<String>,
     start: Instant,
-    first_chunk: bool,
+    /// When the attempt that succeeded began (the start until one has).
+    attempt_began: Instant,
+    /// When the last chunk of a stream arrived.
+    last_chunk: Option<Instant>,
     target: Arc<Target>,
     ended: bool,
 }
 
 impl Operation {
-    /// Starts a `chat {model}` span; records the prompt only when content capture is on.
-    pub(crate) fn chat(target: &Arc<Target>, model: &str, request: &ChatRequest) -> Self {
+    /// Starts a `chat {model}` span (streamed or not); records the prompt only when content
+    /// capture is on.
+    pub(crate) fn chat(
+        target: &Arc<Target>,
+        model: &str,
+        request: &ChatRequest,
+        stream: bool,
+    ) -> Self {
         let op = Self::start(target, Kind::Chat, model);
+        op.span.record(sc::GEN_AI_REQUEST_STREAM, stream);
+        op.span.record(sc::GEN_AI_OUTPUT_TYPE, sc::OUTPUT_TYPE_TEXT);
+        if let Some(conversation) = &request.conversation_id {
+            op.span
+                .record(sc::GEN_AI_CONVERSATION_ID, conversation.as_str());
+        }
         if let Some(t) = request.temperature {
             // Widening 0.2f32 gives 0.20000000298…; going through the shortest decimal form
             // records the value the caller wrote.
@@ -143,6 +169,9 @@ impl Operation {
             { sc::GEN_AI_OPERATION_NAME } = kind.name(),
             { sc::GEN_AI_PROVIDER_NAME } = %target.provider,
             { sc::GEN_AI_REQUEST_MODEL } = %model,
+            { sc::GEN_AI_CONVERSATION_ID } = Empty,
+            { sc::GEN_AI_REQUEST_STREAM } = Empty,
+            { sc::GEN_AI_OUTPUT_TYPE } = Empty,
             { sc::GEN_AI_REQUEST_TEMPERATURE } = Empty,
             { sc::GEN_AI_REQUEST_MAX_TOKENS } = Empty,
             { sc::SERVER_ADDRESS } = %target.server_address,
@@ -166,13 +195,15 @@ impl Operation {
         if let Some(port) = target.server_port {
             span.record(sc::SERVER_PORT, i64::from(port));
         }
+        let now = Instant::now();
         Self {
             span,
             kind,
             request_model: model.to_owned(),
             response_model: None,
-            start: Instant::now(),
-            first_chunk: false,
+            start: now,
+            attempt_began: now,
+            last_chunk: None,
             target: target.clone(),
             ended: false,
         }
@@ -208,20 +239,32 @@ impl Operation {
         );
     }
 
-    /// Records the time to the first chunk of a stream, once, at `at`.
-    pub(crate) fn record_first_chunk(&mut self, at: Instant) {
-        if self.first_chunk {
-            return;
-        }
-        self.first_chunk = true;
-        let seconds = at.saturating_duration_since(self.start).as_secs_f64();
-        self.span
-            .record(sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds);
+    /// Notes when the attempt that succeeded began.
+    pub(crate) fn attempt_began(&mut self, at: Instant) {
+        self.attempt_began = at;
+    }
+
+    /// Records a stream chunk that arrived at `at`: for the first, the time to first chunk
+    /// (from the start of the attempt that succeeded, so failed attempts and backoff do not
+    /// count); for each later one, the time since the previous chunk
+    /// (`gen_ai.client.operation.time_per_output_chunk`).
+    pub(crate) fn record_chunk(&mut self, at: Instant) {
         let attrs = self.metric_attributes();
-        self.target
-            .instruments
-            .time_to_first_chunk
-            .record(seconds, &attrs);
+        let instruments = &self.target.instruments;
+        match self.last_chunk.replace(at) {
+            None => {
+                let seconds = at
+                    .saturating_duration_since(self.attempt_began)
+                    .as_secs_f64();
+                self.span
+                    .record(sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds);
+                instruments.time_to_first_chunk.record(seconds, &attrs);
+            }
+            Some(previous) => {
+                let seconds = at.saturating_duration_since(previous).as_secs_f64();
+                instruments.time_per_output_chunk.record(seconds, &attrs);
+            }
+        }
     }
 
     /// Records the model the server says answered, as soon as it is known.
@@ -356,7 +399,7 @@ impl Operation {
             let Some(tokens) = tokens else { continue };
             let as_i64 = i64::try_from(tokens).unwrap_or(i64::MAX);
             self.span.record(span_key, as_i64);
-            if self.kind == Kind::Chat {
+            if self.kind == Kind::Chat && self.target.article_attributes {
                 self.span.record(llm_key, as_i64);
             }
             let mut attrs = base.clone();
@@ -371,7 +414,7 @@ impl Operation {
         }
         self.ended = true;
         let elapsed = self.start.elapsed();
-        if self.kind == Kind::Chat {
+        if self.kind == Kind::Chat && self.target.article_attributes {
             let model = self
                 .response_model
                 .as_deref()

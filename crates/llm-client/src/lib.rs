@@ -85,6 +85,10 @@ pub struct LlmConfig {
     /// Record prompt and completion text on spans
     /// (`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`).
     pub capture_content: bool,
+    /// Whether spans also carry the seed article's `llm.*` attributes: yes by default; no when
+    /// `OTEL_SEMCONV_STABILITY_OPT_IN` lists `gen_ai_latest_experimental` (see
+    /// [`article_attributes_from_opt_in`]).
+    pub article_attributes: bool,
     /// Model prices, for the cost of each call (see [`pricing`]).
     pub prices: PriceTable,
     /// Why the configured prices could not be used (then nothing is priced); the client logs
@@ -121,10 +125,33 @@ impl FromEnv for LlmConfig {
             max_backoff: env.millis_or("LLM_MAX_BACKOFF_MS", 5_000),
             capture_content: env
                 .bool_or("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", false),
+            article_attributes: article_attributes_from_opt_in(
+                env.get("OTEL_SEMCONV_STABILITY_OPT_IN").as_deref(),
+            ),
             prices,
             prices_warning,
         }
     }
+}
+
+/// The `OTEL_SEMCONV_STABILITY_OPT_IN` token of the GenAI transition plan.
+pub const GEN_AI_LATEST_EXPERIMENTAL: &str = "gen_ai_latest_experimental";
+
+/// Whether to keep the seed article's `llm.*` attributes, from `OTEL_SEMCONV_STABILITY_OPT_IN`
+/// (a comma-separated list).
+///
+/// The GenAI conventions' transition plan, which the GenAI instrumentations of Python, .NET
+/// and JavaScript follow: an instrumentation keeps emitting what it emitted by default, and
+/// `gen_ai_latest_experimental` makes it emit the latest GenAI conventions and not the old
+/// names. What ShopMax emitted first, because the article names them, is `llm.*`; it has emitted
+/// the latest `gen_ai.*` alongside from the start. So by default spans carry both, and
+/// `gen_ai_latest_experimental` drops `llm.*`. Other tokens (`http`, `database/dup`, …) are for
+/// other conventions and are ignored here.
+pub fn article_attributes_from_opt_in(opt_in: Option<&str>) -> bool {
+    !opt_in
+        .unwrap_or_default()
+        .split(',')
+        .any(|token| token.trim() == GEN_AI_LATEST_EXPERIMENTAL)
 }
 
 /// The price table from `LLM_PRICES_FILE` and `LLM_PRICES` over the defaults, and why it could
@@ -182,6 +209,8 @@ pub struct ChatRequest {
     pub temperature: Option<f32>,
     /// Most tokens to generate.
     pub max_tokens: Option<u32>,
+    /// The conversation this call belongs to (`gen_ai.conversation.id`), when there is one.
+    pub conversation_id: Option<String>,
 }
 
 /// Token counts as the server reported them.
@@ -321,6 +350,30 @@ mod tests {
         assert_eq!(config.initial_backoff, Duration::from_millis(200));
         assert_eq!(config.max_backoff, Duration::from_secs(5));
         assert!(!config.capture_content);
+        assert!(config.article_attributes);
+        assert!(!config.prices.is_empty());
+    }
+
+    #[rstest::rstest]
+    #[case::unset(None, true)]
+    #[case::other_categories(Some("http,database/dup"), true)]
+    #[case::latest_genai(Some("gen_ai_latest_experimental"), false)]
+    #[case::in_a_list_with_spaces(Some("http, gen_ai_latest_experimental "), false)]
+    #[case::not_a_prefix_match(Some("gen_ai_latest_experimental_v2"), true)]
+    fn the_articles_llm_attributes_stay_unless_the_latest_genai_conventions_are_opted_in(
+        #[case] opt_in: Option<&str>,
+        #[case] kept: bool,
+    ) {
+        assert_eq!(article_attributes_from_opt_in(opt_in), kept);
+    }
+
+    #[test]
+    fn an_unreadable_price_file_is_a_warning_and_prices_nothing() {
+        let lookup = env_config::from_pairs(&[("LLM_PRICES_FILE", "/nonexistent/prices.json")]);
+        let config = LlmConfig::from_lookup(&lookup).expect("a price file is never fatal");
+        assert!(config.prices.is_empty());
+        let warning = config.prices_warning.expect("a warning");
+        assert!(warning.contains("/nonexistent/prices.json"), "{warning}");
     }
 
     #[test]

@@ -138,6 +138,7 @@ impl OpenAiClient {
             server_address: chat_url.host_str().unwrap_or_default().to_owned(),
             server_port: chat_url.port_or_known_default(),
             capture_content: config.capture_content,
+            article_attributes: config.article_attributes,
             prices: config.prices.clone(),
             instruments: Instruments::new(),
         });
@@ -197,15 +198,22 @@ impl OpenAiClient {
     /// Runs `attempt(resend)` until it succeeds, fails for good, or the retries run out;
     /// between attempts waits the server's `Retry-After` or a jittered exponential backoff,
     /// both capped at `max_backoff`, and notes each retry on the operation's span.
-    async fn with_retries<T, F, Fut>(&self, op: &Operation, mut attempt: F) -> Result<T, LlmError>
+    async fn with_retries<T, F, Fut>(
+        &self,
+        op: &Operation,
+        mut attempt: F,
+    ) -> Result<(T, Instant), LlmError>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Outcome<T>>,
     {
         let mut resend = 0u32;
         loop {
+            // When the attempt that succeeds began: time to first chunk counts from here, so
+            // failed attempts and backoff do not inflate it.
+            let began = Instant::now();
             match attempt(resend).await {
-                Outcome::Done(value) => return Ok(value),
+                Outcome::Done(value) => return Ok((value, began)),
                 Outcome::Fail(error) => return Err(error),
                 Outcome::Retry { error, retry_after } => {
                     if resend >= self.config.max_retries {
@@ -303,7 +311,7 @@ impl LlmClient for OpenAiClient {
     }
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
-        let mut op = Operation::chat(&self.target, &self.config.chat_model, &request);
+        let mut op = Operation::chat(&self.target, &self.config.chat_model, &request, false);
         let span = op.span().clone();
         let result = async {
             let body = self.chat_body(&request, false)?;
@@ -319,7 +327,7 @@ impl LlmClient for OpenAiClient {
         .instrument(span)
         .await;
         match result {
-            Ok((mut response, response_model, usage)) => {
+            Ok(((mut response, response_model, usage), _)) => {
                 response.cost = op.succeed_chat(&response, response_model.as_deref(), usage);
                 Ok(response)
             }
@@ -331,7 +339,7 @@ impl LlmClient for OpenAiClient {
     }
 
     async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
-        let op = Operation::chat(&self.target, &self.config.chat_model, &request);
+        let op = Operation::chat(&self.target, &self.config.chat_model, &request, true);
         let span = op.span().clone();
         let started = async {
             let body = self.chat_body(&request, true)?;
@@ -345,11 +353,15 @@ impl LlmClient for OpenAiClient {
         .instrument(span)
         .await;
         match started {
-            Ok(started) => Ok(Box::pin(EventStream::new(
-                op,
-                started,
-                self.config.chat_model.clone(),
-            ))),
+            Ok((started, began)) => {
+                let mut op = op;
+                op.attempt_began(began);
+                Ok(Box::pin(EventStream::new(
+                    op,
+                    started,
+                    self.config.chat_model.clone(),
+                )))
+            }
             Err(error) => {
                 let mut op = op;
                 op.fail(&error);
@@ -396,7 +408,7 @@ impl EmbeddingClient for OpenAiClient {
         .instrument(span)
         .await;
         match result {
-            Ok((mut embeddings, response_model)) => {
+            Ok(((mut embeddings, response_model), _)) => {
                 embeddings.cost = op.succeed_embeddings(
                     response_model.as_deref(),
                     embeddings.input_tokens,

@@ -25,6 +25,12 @@ pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
 pub const GEN_AI_PROVIDER_NAME: &str = "gen_ai.provider.name";
 /// `gen_ai.request.model`.
 pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
+/// `gen_ai.conversation.id`: the conversation (ShopMax's session) the call belongs to.
+pub const GEN_AI_CONVERSATION_ID: &str = "gen_ai.conversation.id";
+/// `gen_ai.request.stream` (bool): whether the response was asked for as a stream.
+pub const GEN_AI_REQUEST_STREAM: &str = "gen_ai.request.stream";
+/// `gen_ai.output.type`: the kind of output asked for; `text` here.
+pub const GEN_AI_OUTPUT_TYPE: &str = "gen_ai.output.type";
 /// `gen_ai.request.temperature` (double).
 pub const GEN_AI_REQUEST_TEMPERATURE: &str = "gen_ai.request.temperature";
 /// `gen_ai.request.max_tokens` (int).
@@ -94,6 +100,8 @@ pub const SHOPMAX_REQUEST_COST_CURRENCY: &str = "shopmax.request.cost.currency";
 pub const OPERATION_CHAT: &str = "chat";
 /// `gen_ai.operation.name` of an embeddings call.
 pub const OPERATION_EMBEDDINGS: &str = "embeddings";
+/// `gen_ai.output.type` of a text answer.
+pub const OUTPUT_TYPE_TEXT: &str = "text";
 /// `gen_ai.token.type` of prompt tokens.
 pub const TOKEN_TYPE_INPUT: &str = "input";
 /// `gen_ai.token.type` of completion tokens.
@@ -134,6 +142,11 @@ pub const METRIC_CLIENT_TOKEN_USAGE: &str = "gen_ai.client.token.usage";
 pub const METRIC_CLIENT_OPERATION_DURATION: &str = "gen_ai.client.operation.duration";
 /// Histogram of time to the first chunk of a streamed response, seconds (streaming only).
 pub const METRIC_CLIENT_TIME_TO_FIRST_CHUNK: &str = "gen_ai.client.operation.time_to_first_chunk";
+
+/// Histogram of the time between consecutive chunks of a streamed response, seconds: recorded
+/// for each chunk after the first, from the end of the previous chunk to the end of this one.
+pub const METRIC_CLIENT_TIME_PER_OUTPUT_CHUNK: &str =
+    "gen_ai.client.operation.time_per_output_chunk";
 
 /// Unit of [`METRIC_CLIENT_TOKEN_USAGE`].
 pub const UNIT_TOKEN: &str = "{token}";

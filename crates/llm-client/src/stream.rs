@@ -129,7 +129,6 @@ impl EventStream {
                 ));
                 return;
             }
-            self.op.record_first_chunk(at);
             if self.acc.id.is_none() {
                 self.acc.id = chunk.id.filter(|id| !id.is_empty());
             }
@@ -139,6 +138,8 @@ impl EventStream {
                 self.op.record_response_model(&model);
                 self.acc.model = Some(model);
             }
+            // After the model: the chunk metrics carry the response model like the others.
+            self.op.record_chunk(at);
             if let Some(usage) = chunk.usage {
                 self.acc.usage = Some(usage.to_usage());
             }

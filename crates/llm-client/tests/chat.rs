@@ -58,6 +58,9 @@ fn chat_records_the_genai_span_with_every_attribute() {
             ("llm.model", RESPONSE_MODEL),
             ("llm.prompt_tokens", "42"),
             ("llm.completion_tokens", "7"),
+            ("gen_ai.conversation.id", CONVERSATION),
+            ("gen_ai.request.stream", "false"),
+            ("gen_ai.output.type", "text"),
         ] {
             assert_eq!(genai.attr(key).as_deref(), Some(value), "{key}");
         }
@@ -150,6 +153,32 @@ fn chat_records_the_genai_span_with_every_attribute() {
         assert_eq!(spent[0]["attrs"]["gen_ai.operation.name"], "chat");
         // No cached tokens reported, so none recorded.
         assert_eq!(genai.attr("gen_ai.usage.cache_read.input_tokens"), None);
+    });
+}
+
+#[test]
+fn opting_in_to_the_latest_genai_conventions_drops_the_articles_llm_attributes() {
+    run(async {
+        let fake = Fake::start(vec![Reply::json(completion())]).await;
+        let mut config = config(&fake.base_url());
+        config.article_attributes = false;
+        let client = client(config);
+        let (result, trace_id) = traced(client.chat(request())).await;
+        result.expect("chat");
+        let spans = spans_of(&trace_id, 2).await;
+        let genai = span(&spans, "chat gpt-4o-mini");
+        assert_eq!(
+            genai.attr("gen_ai.usage.input_tokens").as_deref(),
+            Some("42")
+        );
+        for key in [
+            "llm.model",
+            "llm.prompt_tokens",
+            "llm.completion_tokens",
+            "llm.latency_ms",
+        ] {
+            assert_eq!(genai.attr(key), None, "{key}");
+        }
     });
 }
 

@@ -133,6 +133,25 @@ fn stream_split_awkwardly_accumulates_content_and_usage() {
             )
             .await;
             assert_eq!(num(&ttfc_points[0]["count"]), 1.0);
+            // Recorded with the response model, like the other metrics.
+            assert_eq!(
+                ttfc_points[0]["attrs"]["gen_ai.response.model"],
+                RESPONSE_MODEL
+            );
+            // Every chunk after the first adds a time-per-output-chunk measurement.
+            let per_chunk = wait_for_points(
+                "gen_ai.client.operation.time_per_output_chunk",
+                fake.addr.port(),
+                |points| !points.is_empty(),
+            )
+            .await;
+            assert!(num(&per_chunk[0]["count"]) >= 2.0, "{per_chunk:#?}");
+            assert_eq!(
+                per_chunk[0]["attrs"]["gen_ai.response.model"],
+                RESPONSE_MODEL
+            );
+            assert_eq!(genai.attr("gen_ai.request.stream").as_deref(), Some("true"));
+            assert_eq!(genai.attr("gen_ai.output.type").as_deref(), Some("text"));
             wait_for_points("gen_ai.client.token.usage", fake.addr.port(), |points| {
                 points.len() >= 2
             })
@@ -176,12 +195,17 @@ fn stream_content_is_captured_only_when_enabled() {
 fn stream_retries_before_the_first_byte() {
     run(async {
         let fake = Fake::start(vec![
-            Reply::status_with(429, vec![("retry-after", "0".into())]),
+            Reply::status_with(429, vec![("retry-after", "1".into())]),
             Reply::status(502),
             Reply::sse(&awkward_sse(), 16),
         ])
         .await;
-        let client = client(config(&fake.base_url()));
+        let mut config = config(&fake.base_url());
+        // Waits long enough to tell apart from the attempt itself: Retry-After capped at 150 ms,
+        // then a backoff of 75 to 150 ms.
+        config.initial_backoff = std::time::Duration::from_millis(150);
+        config.max_backoff = std::time::Duration::from_millis(150);
+        let client = client(config);
         let ((deltas, last), trace_id) =
             traced(async { drain(client.chat_stream(request()).await.expect("stream")).await })
                 .await;
@@ -202,6 +226,22 @@ fn stream_retries_before_the_first_byte() {
             .filter_map(|e| otlp_sink::attr_string(&e.attributes, "error.type"))
             .collect();
         assert_eq!(reasons, vec!["429", "502"]);
+        // Time to first chunk counts from the attempt that succeeded: the failed attempts and
+        // the waits between them (at least 225 ms here) are not in it.
+        let ttfc: f64 = genai
+            .attr("gen_ai.response.time_to_first_chunk")
+            .expect("time to first chunk")
+            .parse()
+            .expect("seconds");
+        let span_secs = std::time::Duration::from_nanos(
+            genai.span.end_time_unix_nano - genai.span.start_time_unix_nano,
+        )
+        .as_secs_f64();
+        assert!(span_secs >= 0.225, "{span_secs}");
+        assert!(
+            ttfc < span_secs - 0.2,
+            "ttfc {ttfc} of a {span_secs} s call"
+        );
     });
 }
 

@@ -93,8 +93,8 @@ impl TracedClient {
         let port = url.port_or_known_default();
         let scheme = url.scheme().to_owned();
         let name = match options.url_template {
-            Some(template) => format!("{method} {template}"),
-            None => method.to_owned(),
+            Some(template) => format!("{} {template}", crate::server::span_name_method(method)),
+            None => crate::server::span_name_method(method).to_owned(),
         };
         let span = tracing::info_span!(
             "HTTP client request",

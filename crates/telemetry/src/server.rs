@@ -136,6 +136,12 @@ pub(crate) fn method_name(method: &Method) -> &'static str {
     }
 }
 
+/// The `{method}` of a span name: the method name, except that `_OTHER` becomes `HTTP`, as the
+/// HTTP conventions require ("If the method is `_OTHER`, then `{method}` MUST be `HTTP`").
+pub(crate) fn span_name_method(method: &'static str) -> &'static str {
+    if method == "_OTHER" { "HTTP" } else { method }
+}
+
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -230,8 +236,8 @@ where
             .get::<MatchedPath>()
             .map(|m| m.as_str().to_owned());
         let name = match &route {
-            Some(route) => format!("{method} {route}"),
-            None => method.to_owned(),
+            Some(route) => format!("{} {route}", span_name_method(method)),
+            None => span_name_method(method).to_owned(),
         };
         let peer = req
             .extensions()
@@ -586,5 +592,15 @@ mod tests {
     #[case(Method::from_bytes(b"PURGE").expect("method"), "_OTHER")]
     fn unknown_methods_are_other(#[case] method: Method, #[case] expected: &str) {
         assert_eq!(method_name(&method), expected);
+    }
+
+    #[rstest]
+    #[case::known("GET", "GET")]
+    #[case::other("_OTHER", "HTTP")]
+    fn a_span_named_after_a_nonstandard_method_says_http(
+        #[case] method: &'static str,
+        #[case] expected: &str,
+    ) {
+        assert_eq!(span_name_method(method), expected);
     }
 }

@@ -312,3 +312,37 @@ fn bad_harness_input_gets_a_json_400() {
         }
     });
 }
+
+#[test]
+fn a_nonstandard_method_names_the_server_span_http_and_keeps_the_original() {
+    const OWN_TRACE: &str = "0123456789abcdef0123456789abcd01";
+    let e = env();
+    let status = e.env.rt.block_on(async {
+        reqwest::Client::new()
+            .request(
+                reqwest::Method::from_bytes(b"PURGE").expect("method"),
+                format!("http://{}/test", e.app),
+            )
+            .header("traceparent", format!("00-{OWN_TRACE}-1234567890123456-01"))
+            .send()
+            .await
+            .expect("harness reachable")
+            .status()
+    });
+    assert_eq!(status, 405);
+    let spans = e.env.rt.block_on(
+        e.env
+            .sink
+            .wait_for_spans(1, WAIT, |s| s.trace_id() == OWN_TRACE),
+    );
+    let server = spans.first().expect("the server span");
+    assert_eq!(server.span.name, "HTTP /test");
+    assert_eq!(
+        server.attr("http.request.method").as_deref(),
+        Some("_OTHER")
+    );
+    assert_eq!(
+        server.attr("http.request.method_original").as_deref(),
+        Some("PURGE")
+    );
+}

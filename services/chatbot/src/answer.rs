@@ -167,7 +167,9 @@ pub(crate) async fn answer(
     } else {
         prompt::Grounding::LookupUnavailable
     };
-    let llm_request = prompt::build(&request.question, grounding, state.config.max_answer_tokens);
+    let mut llm_request =
+        prompt::build(&request.question, grounding, state.config.max_answer_tokens);
+    llm_request.conversation_id = Some(identity.session_id.as_str().to_owned());
     if request.stream {
         return crate::stream::stream_answer(
             state,

@@ -54,6 +54,7 @@ pub(crate) fn build(question: &str, grounding: Grounding<'_>, max_tokens: u32) -
         // Deterministic answers: a shop assistant should not improvise prices.
         temperature: Some(0.0),
         max_tokens: Some(max_tokens),
+        conversation_id: None,
     }
 }
 

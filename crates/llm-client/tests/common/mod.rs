@@ -37,6 +37,8 @@ pub const RESPONSE_ID: &str = "chatcmpl-fake-1";
 pub const RESPONSE_MODEL: &str = "gpt-4o-mini-2024-07-18";
 pub const ANSWER: &str = "Try the ShopMax X1 headphones.";
 pub const PROMPT_TOKENS: u64 = 42;
+/// The conversation the canonical request belongs to.
+pub const CONVERSATION: &str = "sess-0123456789abcdef";
 pub const COMPLETION_TOKENS: u64 = 7;
 pub const PROMPT: &str = "Which headphones should I buy?";
 pub const SYSTEM: &str = "You are ShopMax's shopping assistant.";
@@ -126,6 +128,7 @@ pub fn config(base_url: &str) -> LlmConfig {
         initial_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(20),
         capture_content: false,
+        article_attributes: true,
         prices: llm_client::PriceTable::defaults(),
         prices_warning: None,
     }
@@ -151,6 +154,7 @@ pub fn request() -> ChatRequest {
         ],
         temperature: Some(0.2),
         max_tokens: Some(256),
+        conversation_id: Some(CONVERSATION.into()),
     }
 }
 
