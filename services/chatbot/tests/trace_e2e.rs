@@ -199,6 +199,61 @@ fn seed_question_gives_seed_answer_in_one_trace(#[case] question: &str, #[case] 
         Some("gpt-4o-mini")
     );
     assert_eq!(llm.attr("server.address").as_deref(), Some("localhost"));
+    assert_eq!(
+        llm.attr("gen_ai.conversation.id").as_deref(),
+        reply["session_id"].as_str(),
+        "the session is the conversation"
+    );
+    assert_eq!(llm.attr("gen_ai.request.stream").as_deref(), Some("false"));
+
+    // Cost: each LLM span prices its own tokens (semconv-genai PR #443); the request's total,
+    // the chat and recommendation's query embedding, is on the chatbot's request span and in
+    // the reply.
+    let cost_of = |span: &SpanView| -> f64 {
+        assert_eq!(
+            span.attr("gen_ai.usage.cost.currency").as_deref(),
+            Some("USD")
+        );
+        span.attr("gen_ai.usage.cost.amount")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no cost on {}", span.span.name))
+    };
+    let input: f64 = llm
+        .attr("gen_ai.usage.input_tokens")
+        .and_then(|t| t.parse().ok())
+        .expect("input tokens");
+    let output: f64 = llm
+        .attr("gen_ai.usage.output_tokens")
+        .and_then(|t| t.parse().ok())
+        .expect("output tokens");
+    let chat_cost = cost_of(llm);
+    assert!((chat_cost - (input * 0.15 + output * 0.60) / 1e6).abs() < 1e-15);
+    let total = cost_of(llm) + cost_of(embeddings);
+    let on_request: f64 = chat_server
+        .attr("shopmax.request.cost.amount")
+        .and_then(|a| a.parse().ok())
+        .expect("the request's total cost");
+    assert!(
+        (on_request - total).abs() < 1e-15,
+        "{on_request} != {total}"
+    );
+    assert_eq!(
+        chat_server.attr("shopmax.request.cost.currency").as_deref(),
+        Some("USD")
+    );
+    let in_reply = reply["cost"]["amount"].as_f64().expect("cost in the reply");
+    assert!((in_reply - total).abs() < 1e-15, "{reply}");
+    // Only LLM spans carry gen_ai cost, so summing it over a trace never double-counts.
+    let mut priced: Vec<&str> = spans
+        .iter()
+        .filter(|s| s.attr("gen_ai.usage.cost.amount").is_some())
+        .map(|s| s.span.name.as_str())
+        .collect();
+    priced.sort_unstable();
+    assert_eq!(
+        priced,
+        ["chat gpt-4o-mini", "embeddings text-embedding-3-small"]
+    );
 
     // One trace: every span of this request shares the trace id.
     assert!(spans.iter().all(|s| s.trace_id() == trace_id));

@@ -112,7 +112,7 @@ fn retrieve(
         gen_ai.data_source.id = "catalog",
         gen_ai.retrieval.query.text = Empty,
         gen_ai.retrieval.documents = Empty,
-        retrieval.top_k = top_k,
+        gen_ai.retrieval.top_k = top_k,
         retrieval.catalog_size = products.len(),
         retrieval.result_count = Empty,
         retrieval.best_score = Empty,
@@ -150,14 +150,16 @@ fn retrieve(
     if let Some(best) = hits.first() {
         span.record("retrieval.best_score", f64::from(best.score));
     }
-    // Ids and scores only: small, not sensitive, and what the conventions ask for.
-    let documents: Vec<serde_json::Value> = hits
-        .iter()
-        .map(|h| serde_json::json!({"id": h.product.id, "score": h.score}))
-        .collect();
-    span.record(
-        "gen_ai.retrieval.documents",
-        serde_json::Value::Array(documents).to_string(),
-    );
+    // Opt-in, as the conventions make the documents, with the query: ids and scores only.
+    if capture_content {
+        let documents: Vec<serde_json::Value> = hits
+            .iter()
+            .map(|h| serde_json::json!({"id": h.product.id, "score": h.score}))
+            .collect();
+        span.record(
+            "gen_ai.retrieval.documents",
+            serde_json::Value::Array(documents).to_string(),
+        );
+    }
     Ok((hits, related))
 }

@@ -650,7 +650,10 @@ mod spans {
             attr(retrieval, "gen_ai.data_source.id").as_deref(),
             Some("catalog")
         );
-        assert_eq!(attr(retrieval, "retrieval.top_k").as_deref(), Some("2"));
+        assert_eq!(
+            attr(retrieval, "gen_ai.retrieval.top_k").as_deref(),
+            Some("2")
+        );
         assert_eq!(
             attr(retrieval, "retrieval.result_count").as_deref(),
             Some("2")
@@ -660,10 +663,9 @@ mod spans {
             Some("8")
         );
         assert!(attr(retrieval, "retrieval.best_score").is_some());
-        let documents = attr(retrieval, "gen_ai.retrieval.documents").expect("documents");
-        assert!(documents.contains("samsung-65-qled"), "{documents}");
-        // Query text is content: off unless capture is enabled.
+        // The query text and the documents are opt-in: off unless capture is enabled.
         assert_eq!(attr(retrieval, "gen_ai.retrieval.query.text"), None);
+        assert_eq!(attr(retrieval, "gen_ai.retrieval.documents"), None);
         assert_eq!(
             spans
                 .iter()
@@ -672,5 +674,34 @@ mod spans {
             1,
             "no retrieval when the embedding failed"
         );
+    }
+
+    #[tokio::test]
+    async fn with_content_capture_the_retrieval_span_has_the_query_and_the_documents() {
+        let mut config = config();
+        config.llm.capture_content = true;
+        let fake = Arc::new(FakeEmbedder::default());
+        let state = AppState::new(&config, shop(), fake);
+        state.build_index(1).await.expect("index");
+        let capture = SpanCapture::start();
+        let (status, body) =
+            recommend_json(&app(state), json!({"query": "Samsung 65 QLED", "top_k": 2})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let spans = capture.finished_spans();
+        let retrieval = spans
+            .iter()
+            .find(|s| s.name == "retrieval catalog")
+            .expect("retrieval span");
+        assert_eq!(
+            attr(retrieval, "gen_ai.retrieval.query.text").as_deref(),
+            Some("Samsung 65 QLED")
+        );
+        let documents: Value = serde_json::from_str(
+            &attr(retrieval, "gen_ai.retrieval.documents").expect("documents"),
+        )
+        .expect("JSON");
+        assert_eq!(documents[0]["id"], "samsung-65-qled", "{documents}");
+        assert!(documents[0]["score"].is_number(), "{documents}");
+        assert_eq!(documents.as_array().map(Vec::len), Some(2));
     }
 }

@@ -70,6 +70,15 @@ pub const GATEWAY_TOKEN: &str = "test-gateway-secret-0123456789";
 /// The system, started on first use with the chatbot settings `chatbot_env` (which win over
 /// the defaults here).
 pub fn system_with(chatbot_env: &'static [(&'static str, &'static str)]) -> &'static System {
+    system_with_telemetry(chatbot_env, &[])
+}
+
+/// The system, started on first use with the chatbot settings `chatbot_env` and the telemetry
+/// settings `telemetry_env` (both win over the defaults here).
+pub fn system_with_telemetry(
+    chatbot_env: &'static [(&'static str, &'static str)],
+    telemetry_env: &'static [(&'static str, &'static str)],
+) -> &'static System {
     static SYSTEM: OnceLock<System> = OnceLock::new();
     SYSTEM.get_or_init(|| {
         let service = ServiceInfo {
@@ -83,12 +92,18 @@ pub fn system_with(chatbot_env: &'static [(&'static str, &'static str)]) -> &'st
             sink,
             rt,
         } = TestEnv::start(service, |sink| {
-            test_harness::vars(&[
+            let mut vars = test_harness::vars(&[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.grpc_endpoint()),
                 ("OTEL_LOGS_EXPORTER", "none".into()),
                 // Our services answer on 127.0.0.1; the LLM, reached as localhost, is external.
                 ("TELEMETRY_INTERNAL_HOSTS", "127.0.0.1".into()),
-            ])
+            ]);
+            vars.extend(
+                telemetry_env
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+            );
+            vars
         });
 
         let chatbot = rt.block_on(async {
