@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use contract::Cost;
 use opentelemetry::metrics::{Counter, Histogram};
-use opentelemetry::trace::Status;
+use opentelemetry::trace::{Status, TraceContextExt as _};
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use serde::Serialize;
 use tracing::field::Empty;
@@ -275,15 +275,16 @@ impl Operation {
         }
     }
 
-    /// Ends a chat successfully and returns its cost, when its model has a price and the
-    /// server reported usage. `response_model` is what the server reported (the response's
-    /// `model` may be our fallback); `usage` is `None` when the server sent none.
+    /// Ends a chat successfully, and sets the response's cost (when its model has a price and
+    /// the server reported usage) and span context. `response_model` is what the server
+    /// reported (the response's `model` may be our fallback); `usage` is `None` when the server
+    /// sent none.
     pub(crate) fn succeed_chat(
         &mut self,
-        response: &ChatResponse,
+        response: &mut ChatResponse,
         response_model: Option<&str>,
         usage: Option<Usage>,
-    ) -> Option<Cost> {
+    ) {
         if let Some(model) = response_model {
             self.record_response_model(model);
         }
@@ -306,7 +307,8 @@ impl Operation {
                 );
             }
         }
-        let cost = usage.and_then(|u| {
+        response.span_context = Some(self.span.context().span().span_context().clone());
+        response.cost = usage.and_then(|u| {
             self.record_cost(TokenCounts {
                 input: u.prompt_tokens,
                 cached_input: u.cached_prompt_tokens.unwrap_or(0),
@@ -320,7 +322,6 @@ impl Operation {
             );
         }
         self.end(None);
-        cost
     }
 
     /// Ends an embeddings call successfully and returns its cost, when its model has a price

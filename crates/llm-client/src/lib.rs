@@ -243,6 +243,9 @@ pub struct ChatResponse {
     pub usage: Usage,
     /// What the call cost, when its model has a price (see [`pricing`]).
     pub cost: Option<Cost>,
+    /// The GenAI span of the call, so what judges the answer later (an evaluation event) can
+    /// be parented to it; `None` from clients that make no span.
+    pub span_context: Option<opentelemetry::trace::SpanContext>,
 }
 
 /// One event of a streamed completion.
@@ -251,7 +254,7 @@ pub enum StreamEvent {
     /// More answer text.
     Delta(String),
     /// The end: the whole response, with usage when the server sent it.
-    Done(ChatResponse),
+    Done(Box<ChatResponse>),
 }
 
 /// A streamed completion.

@@ -328,7 +328,7 @@ impl LlmClient for OpenAiClient {
         .await;
         match result {
             Ok(((mut response, response_model, usage), _)) => {
-                response.cost = op.succeed_chat(&response, response_model.as_deref(), usage);
+                op.succeed_chat(&mut response, response_model.as_deref(), usage);
                 Ok(response)
             }
             Err(error) => {

@@ -81,6 +81,7 @@ pub(crate) fn parse_completion(
         finish_reason: choice.finish_reason.clone(),
         usage: usage.unwrap_or_default(),
         cost: None,
+        span_context: None,
     };
     Ok((response, response_model, usage))
 }

@@ -180,12 +180,13 @@ impl EventStream {
             finish_reason: acc.finish_reason,
             usage: acc.usage.unwrap_or_default(),
             cost: None,
+            span_context: None,
         };
         let mut response = response;
-        response.cost = self
-            .op
-            .succeed_chat(&response, acc.model.as_deref(), acc.usage);
-        self.pending.push_back(Ok(StreamEvent::Done(response)));
+        self.op
+            .succeed_chat(&mut response, acc.model.as_deref(), acc.usage);
+        self.pending
+            .push_back(Ok(StreamEvent::Done(Box::new(response))));
         self.end();
     }
 

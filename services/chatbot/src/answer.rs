@@ -13,6 +13,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use crate::AppState;
 use crate::downstream::DownstreamError;
 use crate::error::AppError;
+use crate::evaluation;
 use crate::identity::Identity;
 use crate::prompt;
 
@@ -45,6 +46,31 @@ impl Findings {
 }
 
 impl Findings {
+    /// The products the answer is to be grounded in.
+    pub(crate) fn grounding_products(&self) -> Vec<catalog::Product> {
+        self.recommendations
+            .iter()
+            .flat_map(|r| &r.products)
+            .map(|p| p.product.clone())
+            .collect()
+    }
+
+    /// Checks the answer against the grounding products and puts the result on the trace
+    /// (see [`crate::evaluation`]).
+    pub(crate) fn evaluate(
+        &self,
+        response: &llm_client::ChatResponse,
+        request_span: &tracing::Span,
+    ) {
+        let evaluation = evaluation::evaluate(&response.content, &self.grounding_products());
+        evaluation::record(
+            &evaluation,
+            response.span_context.as_ref(),
+            &response.id,
+            request_span,
+        );
+    }
+
     /// What the whole answer cost: recommendation's calls and the chat's (`chat`, `None` when
     /// unpriced). Unknown when any call was unpriced, or recommendation failed (its calls may
     /// have been billed without our hearing of it). Recorded on the request span.
@@ -156,12 +182,7 @@ pub(crate) async fn answer(
     request_span: tracing::Span,
 ) -> Result<Response, AppError> {
     let findings = gather(&state, &request, &identity, client_address).await?;
-    let products: Vec<catalog::Product> = findings
-        .recommendations
-        .iter()
-        .flat_map(|r| &r.products)
-        .map(|p| p.product.clone())
-        .collect();
+    let products = findings.grounding_products();
     let grounding = if findings.recommendations.is_some() {
         prompt::Grounding::Products(&products)
     } else {
@@ -183,6 +204,7 @@ pub(crate) async fn answer(
     }
     let response = state.llm.chat(llm_request).await?;
     let cost = findings.total_cost(response.cost.as_ref(), &request_span);
+    findings.evaluate(&response, &request_span);
     let reply = ChatReply {
         answer: response.content,
         products: findings.reply_products(),

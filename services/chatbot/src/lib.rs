@@ -10,7 +10,7 @@
 //!   `answer.rs`: the fan-out, degradation and the LLM call; `stream.rs`: the SSE answer.
 //! - [`AppError`] (`error.rs`): every failure and its JSON answer.
 //! - [`downstream`]: the fraud and recommendation calls, behind traits for tests.
-//! - `prompt`: the grounded prompt.
+//! - `prompt`: the grounded prompt; `evaluation`: whether the answer kept to it.
 //!
 //! The request and reply types are [`contract::chat`]'s.
 
@@ -20,6 +20,7 @@ mod prompt;
 mod answer;
 mod config;
 mod error;
+mod evaluation;
 mod identity;
 mod routes;
 mod stream;

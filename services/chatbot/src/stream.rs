@@ -55,6 +55,7 @@ pub(crate) async fn stream_answer(
             Relayed::Model(Ok(StreamEvent::Delta(text))) => event("delta", &StreamDelta { text }),
             Relayed::Model(Ok(StreamEvent::Done(response))) => {
                 let cost = findings.total_cost(response.cost.as_ref(), &request_span);
+                span.in_scope(|| findings.evaluate(&response, &request_span));
                 span.in_scope(|| {
                     tracing::info!(
                         model = %response.model,

@@ -40,6 +40,7 @@ fn response(content: &str) -> ChatResponse {
             cached_prompt_tokens: None,
         },
         cost: Some(usd(0.000_024_6)),
+        span_context: None,
     }
 }
 
@@ -80,7 +81,7 @@ impl LlmClient for FakeLlm {
         let events = vec![
             Ok(StreamEvent::Delta("The ".into())),
             Ok(StreamEvent::Delta("answer.".into())),
-            Ok(StreamEvent::Done(response("The answer."))),
+            Ok(StreamEvent::Done(Box::new(response("The answer.")))),
         ];
         Ok(Box::pin(futures_util::stream::iter(events)))
     }

@@ -305,6 +305,30 @@ fn a_streamed_answer_is_one_trace_and_ends_with_usage() {
             .is_some()
     );
     assert!(spans[0].attr("gen_ai.usage.output_tokens").is_some());
+    assert_eq!(
+        spans[0].attr("gen_ai.request.stream").as_deref(),
+        Some("true")
+    );
+    // The streamed answer is costed and evaluated when it ends, on the request span.
+    let request = system
+        .rt
+        .block_on(system.sink.wait_for_spans(1, Duration::from_secs(10), |s| {
+            s.trace_id() == trace_id && s.span.name == "POST /v1/chat"
+        }));
+    assert_eq!(
+        request[0]
+            .attr("shopmax.evaluation.grounding.label")
+            .as_deref(),
+        Some("grounded")
+    );
+    assert!(request[0].attr("shopmax.request.cost.amount").is_some());
+    let done = text
+        .lines()
+        .skip_while(|l| *l != "event: done")
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("done data");
+    let done: serde_json::Value = serde_json::from_str(done).expect("done json");
+    assert_eq!(done["cost"]["currency"], "USD", "{done}");
 }
 
 #[test]

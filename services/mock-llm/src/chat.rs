@@ -209,7 +209,8 @@ pub(crate) async fn completions(
     OpenAiJson(request): OpenAiJson<ChatRequest>,
 ) -> Result<Response, OpenAiError> {
     let request = validate(request)?;
-    let stall = apply_fault(&state, &request.model).await?;
+    let effect = apply_fault(&state, &request.model).await?;
+    let stall = effect == Effect::Stall;
     if stall && !request.stream {
         // Never answers; the caller's timeout is what the fault is for.
         std::future::pending::<()>().await;
@@ -231,11 +232,15 @@ pub(crate) async fn completions(
         .filter(|m| m.role == "user")
         .map(|m| m.content.as_str())
         .collect();
-    let full_answer = if products.is_empty() && answer::lookup_unavailable(grounding_messages()) {
+    let mut full_answer = if products.is_empty() && answer::lookup_unavailable(grounding_messages())
+    {
         answer::LOOKUP_UNAVAILABLE.to_owned()
     } else {
         answer::answer(&products, &user_turns)
     };
+    if effect == Effect::Hallucinate {
+        full_answer = hallucinated(&full_answer);
+    }
 
     let tokenizers = state.tokenizers();
     let counted: Vec<CountedMessage<'_>> = request
@@ -324,18 +329,48 @@ fn generation_time(tokens: usize, ttft: Duration, per_token: Duration) -> Durati
 /// can name the requested model as OpenAI's does).
 /// Applies the next fault. `Ok(true)` asks the caller to stall: a streamed chat after its
 /// first chunk; anything else never answers.
-pub(crate) async fn apply_fault(state: &AppState, model: &str) -> Result<bool, OpenAiError> {
+pub(crate) async fn apply_fault(state: &AppState, model: &str) -> Result<Effect, OpenAiError> {
     let fault = state.faults().next();
     match fault.mode {
-        FaultMode::None => Ok(false),
+        FaultMode::None => Ok(Effect::Normal),
         FaultMode::RateLimited => Err(OpenAiError::rate_limited(model, fault.retry_after_secs)),
         FaultMode::ServerError => Err(OpenAiError::server_error()),
         FaultMode::Slow => {
             tokio::time::sleep(state.config().slow).await;
-            Ok(false)
+            Ok(Effect::Normal)
         }
-        FaultMode::Stall => Ok(true),
+        FaultMode::Stall => Ok(Effect::Stall),
+        FaultMode::Hallucinate => Ok(Effect::Hallucinate),
     }
+}
+
+/// What a fault that lets the request through does to the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Nothing.
+    Normal,
+    /// A streamed chat stops after its first text; anything else never answers.
+    Stall,
+    /// A chat states prices its grounding does not have.
+    Hallucinate,
+}
+
+/// `answer` with every `Rs N` raised by 5000: a confident, wrong price.
+fn hallucinated(answer: &str) -> String {
+    let mut out = String::with_capacity(answer.len() + 8);
+    let mut rest = answer;
+    while let Some(at) = rest.find("Rs ") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        match after[..digits].parse::<u64>() {
+            Ok(price) => out.push_str(&price.saturating_add(5000).to_string()),
+            Err(_) => out.push_str(&after[..digits]),
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Everything a streamed answer needs besides its text.
@@ -893,5 +928,13 @@ mod tests {
             .expect("ok");
         assert!(first.is_data());
         assert!(start.elapsed().as_millis() >= 300, "{:?}", start.elapsed());
+    }
+
+    #[test]
+    fn a_hallucinated_answer_raises_every_price() {
+        assert_eq!(
+            super::hallucinated("Rs 85000 at Mumbai, or Rs 100 and Rs x."),
+            "Rs 90000 at Mumbai, or Rs 5100 and Rs x."
+        );
     }
 }

@@ -161,7 +161,7 @@ pub(crate) async fn create(
         }
     };
     let inputs = inputs(&state, request.input)?;
-    if crate::chat::apply_fault(&state, &request.model).await? {
+    if crate::chat::apply_fault(&state, &request.model).await? == crate::chat::Effect::Stall {
         // Never answers; the caller's timeout is what the fault is for.
         std::future::pending::<()>().await;
     }

@@ -26,6 +26,11 @@ pub enum FaultMode {
     /// request never gets an answer at all.
     #[serde(rename = "stall")]
     Stall,
+    /// A chat answers with a price the grounding does not have (each `Rs N` becomes
+    /// `Rs N+5000`): the wrong answer the chatbot's grounding check must catch. Embeddings answer
+    /// normally.
+    #[serde(rename = "hallucinate")]
+    Hallucinate,
 }
 
 impl FaultMode {
@@ -37,6 +42,7 @@ impl FaultMode {
             Self::ServerError => "500",
             Self::Slow => "slow",
             Self::Stall => "stall",
+            Self::Hallucinate => "hallucinate",
         }
     }
 }
@@ -57,8 +63,9 @@ impl FromStr for FaultMode {
             "500" => Ok(Self::ServerError),
             "slow" => Ok(Self::Slow),
             "stall" => Ok(Self::Stall),
+            "hallucinate" => Ok(Self::Hallucinate),
             other => Err(format!(
-                "unknown fault {other:?}: expected none, 429, 500, slow or stall"
+                "unknown fault {other:?}: expected none, 429, 500, slow, stall or hallucinate"
             )),
         }
     }
