@@ -69,6 +69,8 @@ CONNECTOR_SIGNALS = {
     "spanmetrics": ({"traces"}, {"metrics"}),
     "servicegraph": ({"traces"}, {"metrics"}),
     "count": ({"traces", "metrics", "logs"}, {"metrics"}),
+    # forward passes a signal on unchanged: what it consumes is what it produces.
+    "forward": ({"traces"}, {"traces"}),
 }
 SIGNALS = {"traces", "metrics", "logs", "profiles"}
 SCRUBBERS = {"attributes", "transform", "redaction"}

@@ -23,7 +23,8 @@ Run from the repository root. Checks what schema validation cannot:
              to the Compose ones
   names      the span-metric names agree between the Collector (spanmetrics namespace, unit),
              Jaeger's Monitor tab settings and the Grafana dashboard; the dashboard's data
-             sources are provisioned
+             sources are provisioned; the dashboard shows the LLM cost; logs go to Loki, and
+             Grafana links a log line to its trace and a span to its logs
 Exits 1 with one line per problem.
 """
 
@@ -44,6 +45,7 @@ PINNED = {
     "grafana/tempo": "2.10.8",
     "prom/prometheus": "v3.13.1",
     "grafana/grafana": "13.1.0",
+    "grafana/loki": "3.7.7",
     "busybox": "1.37.0-musl",
 }
 SHOPMAX = {"chatbot": 8080, "recommendation": 8081, "fraud": 8082, "mock-llm": 8090}
@@ -61,14 +63,16 @@ REQUIRED_ORDER = [(s, "otel-collector") for s in SHOPMAX] + [
     ("chatbot", "mock-llm"),
     ("chatbot", "recommendation"),
     ("chatbot", "fraud"),
+    ("otel-collector", "loki"),
 ]
-NAMED_DATA_VOLUMES = {"tempo": "/var/tempo", "prometheus": "/prometheus", "grafana": "/var/lib/grafana"}
+NAMED_DATA_VOLUMES = {"loki": "/loki", "tempo": "/var/tempo", "prometheus": "/prometheus", "grafana": "/var/lib/grafana"}
 MEMORY_BUDGET_MIB = 6 * 1024  # leaves ~2 GB of an 8 GB laptop to the OS and Docker
 COPIES = [
     ("otel-collector.yaml", "deploy/k8s/config/otel-gateway.yaml"),
     ("deploy/jaeger/config.yaml", "deploy/k8s/config/jaeger.yaml"),
     ("deploy/jaeger/ui-config.json", "deploy/k8s/config/jaeger-ui-config.json"),
     ("deploy/tempo/tempo.yaml", "deploy/k8s/config/tempo.yaml"),
+    ("deploy/loki/loki.yaml", "deploy/k8s/config/loki.yaml"),
 ]
 
 problems: list[str] = []
@@ -349,7 +353,7 @@ def check_names() -> None:
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
     if not any(calls in e for e in exprs) or not any(duration in e for e in exprs):
         fail(str(dash_path), f"the RED panels must query {calls} and {duration}")
-    for needed in ("gen_ai_client_token_usage_sum", "gen_ai_client_operation_duration_seconds_bucket", "gen_ai_token_type"):
+    for needed in ("gen_ai_client_token_usage_sum", "gen_ai_client_operation_duration_seconds_bucket", "gen_ai_token_type", "gen_ai_client_operation_cost_total"):
         if not any(needed in e for e in exprs):
             fail(str(dash_path), f"no panel queries {needed}")
     for e in exprs:
@@ -363,7 +367,18 @@ def check_names() -> None:
         for ds in [p.get("datasource")] + [t.get("datasource") for t in p.get("targets", [])]:
             if ds and ds.get("uid") not in uids:
                 fail(str(dash_path), f"panel {p.get('title')!r} uses data source uid {ds.get('uid')!r}, not provisioned ({sorted(uids)})")
-    print(f"ok: metric names agree: {calls}, {duration}; {len(exprs)} dashboard queries")
+    # Logs and traces link both ways: Loki's trace_id to Tempo, Tempo's spans to Loki.
+    sources = {d["uid"]: d for f in Path("deploy/grafana/provisioning/datasources").glob("*.y*ml")
+               for d in yaml.safe_load(f.read_text())["datasources"]}
+    loki = sources.get("loki", {}).get("jsonData", {})
+    if not any(f.get("datasourceUid") == "tempo" and f.get("matcherRegex") == "trace_id" for f in loki.get("derivedFields", [])):
+        fail("deploy/grafana/provisioning/datasources", "the Loki data source needs a derived field from trace_id to the Tempo data source")
+    if (sources.get("tempo", {}).get("jsonData", {}).get("tracesToLogsV2") or {}).get("datasourceUid") != "loki":
+        fail("deploy/grafana/provisioning/datasources", "the Tempo data source needs tracesToLogsV2 pointing at the Loki data source")
+    exporters = collector.get("exporters", {})
+    if not any(k.startswith("otlp_http/loki") and str(v.get("endpoint", "")).rstrip("/").endswith("/otlp") for k, v in exporters.items()):
+        fail("otel-collector.yaml", "logs must go to Loki's OTLP endpoint (otlp_http/loki, endpoint .../otlp)")
+    print(f"ok: metric names agree: {calls}, {duration}; {len(exprs)} dashboard queries; logs and traces linked")
 
 
 def main() -> int:
