@@ -1,6 +1,7 @@
-//! An in-process OTLP receiver for tests: it listens on loopback for OTLP/gRPC and OTLP/HTTP
-//! (protobuf and JSON), keeps every export request it receives, and lets a test wait until the
-//! spans, metrics or logs it expects have arrived.
+//! An in-process OTLP receiver for tests and the `shopmax` CLI: it listens for OTLP/gRPC and
+//! OTLP/HTTP (protobuf and JSON), keeps every export request it receives (or hands each trace
+//! request to an observer that keeps what it wants), and lets a test wait until the spans,
+//! metrics or logs it expects have arrived.
 //!
 //! It exists so that tests prove the real wire path (SDK → exporter → network → decoder) without a
 //! Collector or Docker, which our machines do not have.
@@ -152,6 +153,8 @@ pub fn hex(bytes: &[u8]) -> String {
 #[derive(Debug, Default)]
 struct Inner {
     received: Mutex<Received>,
+    /// Sees every accepted trace export request (see [`SinkOptions::observer`]).
+    observer: Observer,
     changed: Notify,
     unavailable: AtomicBool,
     stuck: AtomicBool,
@@ -185,6 +188,45 @@ impl Inner {
     fn count<M: SpanCount>(&self, request: &M) {
         self.spans
             .fetch_add(request.span_count(), Ordering::Relaxed);
+        request.observe(self.observer.0.as_ref());
+    }
+}
+
+/// Called with every trace export request the sink accepts, whether it keeps it or not.
+pub type TraceObserver = Arc<dyn Fn(&ExportTraceServiceRequest) + Send + Sync>;
+
+#[derive(Default)]
+struct Observer(Option<TraceObserver>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Observer(set)"
+        } else {
+            "Observer(none)"
+        })
+    }
+}
+
+/// How [`OtlpSink::serve_with_options`] serves.
+#[derive(Default)]
+pub struct SinkOptions {
+    /// Serve over TLS.
+    pub tls: Option<SinkTls>,
+    /// Sees every accepted trace export request: a store of its own, for a sink that keeps
+    /// nothing itself ([`OtlpSink::set_count_only`]).
+    pub observer: Option<TraceObserver>,
+    /// More routes on the HTTP listener, next to `/v1/traces`, `/v1/metrics` and `/v1/logs`.
+    pub routes: Option<Router>,
+}
+
+impl std::fmt::Debug for SinkOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkOptions")
+            .field("tls", &self.tls.is_some())
+            .field("observer", &self.observer.is_some())
+            .field("routes", &self.routes.is_some())
+            .finish()
     }
 }
 
@@ -193,9 +235,17 @@ trait SpanCount {
     fn span_count(&self) -> u64 {
         0
     }
+
+    fn observe(&self, _observer: Option<&TraceObserver>) {}
 }
 
 impl SpanCount for ExportTraceServiceRequest {
+    fn observe(&self, observer: Option<&TraceObserver>) {
+        if let Some(observer) = observer {
+            observer(self);
+        }
+    }
+
     fn span_count(&self) -> u64 {
         let spans: usize = self
             .resource_spans
@@ -305,12 +355,39 @@ impl OtlpSink {
         Self::serve_with(grpc, http, None).await
     }
 
+    /// Serves on listeners the caller bound, as `options` say.
+    pub async fn serve_with_options(
+        grpc: TcpListener,
+        http: TcpListener,
+        options: SinkOptions,
+    ) -> std::io::Result<Self> {
+        let SinkOptions {
+            tls,
+            observer,
+            routes,
+        } = options;
+        Self::serve_inner(grpc, http, tls, observer, routes).await
+    }
+
     async fn serve_with(
         grpc: TcpListener,
         http: TcpListener,
         tls: Option<SinkTls>,
     ) -> std::io::Result<Self> {
-        let inner = Arc::new(Inner::default());
+        Self::serve_inner(grpc, http, tls, None, None).await
+    }
+
+    async fn serve_inner(
+        grpc: TcpListener,
+        http: TcpListener,
+        tls: Option<SinkTls>,
+        observer: Option<TraceObserver>,
+        routes: Option<Router>,
+    ) -> std::io::Result<Self> {
+        let inner = Arc::new(Inner {
+            observer: Observer(observer),
+            ..Inner::default()
+        });
         let grpc_addr = grpc.local_addr()?;
         let http_addr = http.local_addr()?;
         let http_tls = tls.as_ref().map(SinkTls::rustls).transpose()?;
@@ -335,11 +412,14 @@ impl OtlpSink {
             }
         });
 
-        let app = Router::new()
+        let mut app = Router::new()
             .route("/v1/traces", post(http_traces))
             .route("/v1/metrics", post(http_metrics))
             .route("/v1/logs", post(http_logs))
             .with_state(inner.clone());
+        if let Some(routes) = routes {
+            app = app.merge(routes);
+        }
         match http_tls {
             None => {
                 tokio::spawn(async move {
