@@ -42,7 +42,7 @@ CONTRIB = {
     },
     "exporters": {
         "otlp_grpc", "otlp_http", "debug", "prometheus", "prometheusremotewrite", "nop", "file",
-        "loadbalancing",
+        "load_balancing",
     },
     "connectors": {"spanmetrics", "servicegraph", "forward", "count", "routing"},
     "extensions": {"health_check", "healthcheckv2", "zpages", "pprof", "file_storage"},
@@ -60,7 +60,12 @@ DISTRIBUTIONS = {"contrib": CONTRIB, "jaeger": JAEGER}
 # Old names that 0.159.0 still accepts as deprecated aliases: rejected so the configs do not
 # break when the aliases go.
 DEPRECATED = {
-    "contrib": {("exporters", "otlp"): "otlp_grpc", ("exporters", "otlphttp"): "otlp_http"},
+    "contrib": {
+        ("exporters", "otlp"): "otlp_grpc",
+        ("exporters", "otlphttp"): "otlp_http",
+        # contrib PR #48533 (2026-05): `loadbalancing` is a deprecated alias of `load_balancing`.
+        ("exporters", "loadbalancing"): "load_balancing",
+    },
     "jaeger": {},
 }
 

@@ -15,12 +15,18 @@ pub struct Cost {
     pub currency: String,
 }
 
+/// `amount` to 12 decimal places (a millionth of a millionth), so sums of binary fractions read
+/// as the decimal amounts they are (`0.00225`, not `0.0022500000000000003`).
+pub fn round(amount: f64) -> f64 {
+    (amount * 1e12).round() / 1e12
+}
+
 impl Cost {
     /// `self + other`, or `None` when their currencies differ (no exchange rates here).
     #[must_use]
     pub fn plus(&self, other: &Self) -> Option<Self> {
         (self.currency == other.currency).then(|| Self {
-            amount: self.amount + other.amount,
+            amount: round(self.amount + other.amount),
             currency: self.currency.clone(),
         })
     }
@@ -115,6 +121,17 @@ mod tests {
             currency: "INR".into(),
         }));
         assert_eq!(spend.total(), None);
+    }
+
+    #[test]
+    fn sums_read_as_the_decimal_amounts_they_are() {
+        let mut spend = Spend::default();
+        spend.add_call(Some(&usd(0.0000555)));
+        spend.add_call(Some(&usd(0.00000475)));
+        assert_eq!(
+            spend.total().map(|c| c.amount.to_string()).as_deref(),
+            Some("0.00006025")
+        );
     }
 
     #[test]

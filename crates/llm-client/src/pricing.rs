@@ -176,8 +176,9 @@ impl PriceTable {
         let amount = per_token(tokens.input - cached, Some(price.input))?
             + per_token(cached, price.cached_input)?
             + per_token(tokens.output, price.output)?;
-        Some(Cost {
-            amount,
+        // A price so large that the cost overflows is no cost at all.
+        amount.is_finite().then(|| Cost {
+            amount: contract::cost::round(amount),
             currency: currency.to_owned(),
         })
     }
@@ -278,6 +279,15 @@ mod tests {
         #[case] priced: bool,
     ) {
         assert_eq!(PriceTable::defaults().price_of(model).is_some(), priced);
+    }
+
+    #[test]
+    fn a_cost_too_large_to_represent_is_no_cost() {
+        let (table, _) = PriceTable::layered(
+            None,
+            Some(r#"{"currency":"USD","models":{"m":{"input":1e308}}}"#),
+        );
+        assert_eq!(amount(&table, "m", tokens(1_000_000_000, 0, 0)), None);
     }
 
     #[test]

@@ -4,18 +4,21 @@
 //! on the request span, so a tail sampler and a person can find ungrounded answers.
 //!
 //! The check is deterministic and cheap (no second LLM call), so it runs on every answer. It
-//! finds claims three ways:
-//! - a price: `Rs 85000`, `Rs. 85,000`, `₹85,000` or `INR 85000`;
-//! - a warehouse: a warehouse city of the catalog, or any capitalised word before "warehouse";
-//! - a feature: a feature phrase of the catalog (`5G connectivity`), case-insensitively.
+//! reads the answer sentence by sentence and finds claims three ways:
+//! - a price: `Rs 85000`, `Rs. 85,000`, `₹85,000`, `INR 85000`, `Rs 0.85 lakh`, `85,000 rupees`;
+//! - a warehouse: the word before "warehouse", or after "warehouse in/at", when it is a catalog
+//!   city or a capitalised name (not "our", "which", or the shop's own name);
+//! - a feature: a feature phrase of the catalog (`5G connectivity`), case-insensitively, the
+//!   longest where phrases overlap, and not in a sentence that denies it ("does not list …").
 //!
-//! A claim is grounded when one of the grounding products has it. The score is the share of
-//! grounded claims (1 when the answer states none), and one ungrounded claim makes the label
-//! `ungrounded`. Features and cities only ever named outside the catalog are not recognised as
-//! claims: the check catches an answer that moves a real fact to the wrong product, or invents
-//! a price, and says nothing about prose it cannot read.
+//! A claim must be true of the grounding product its sentence names (or, for "It …", the one
+//! the sentence before named; else of any grounding product): moving a real price to the wrong
+//! product is caught. The score is the share of grounded claims (1 when the answer states
+//! none), and one ungrounded claim makes the label `ungrounded`. Features and cities only ever
+//! named outside the catalog are not recognised as claims: the check says nothing about prose
+//! it cannot read.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use catalog::Product;
@@ -103,7 +106,7 @@ impl Claim {
         }
     }
 
-    fn grounded_in(&self, products: &[Product]) -> bool {
+    fn grounded_in(&self, products: &[&Product]) -> bool {
         products.iter().any(|p| match self {
             Self::Price(rupees) => p.price_inr == *rupees,
             Self::Warehouse(city) => p.warehouse.eq_ignore_ascii_case(city),
@@ -112,39 +115,57 @@ impl Claim {
     }
 }
 
+/// One claim and the products it must be true of.
+struct Checked<'a> {
+    claim: Claim,
+    scope: Vec<&'a Product>,
+}
+
 /// Checks `answer` against the products it was to be grounded in.
 pub(crate) fn evaluate(answer: &str, products: &[Product]) -> Evaluation {
-    let claims = claims(answer);
-    let unsupported: Vec<&Claim> = claims.iter().filter(|c| !c.grounded_in(products)).collect();
-    if claims.is_empty() {
+    let checked = claims(answer, products);
+    // One entry per distinct claim: unsupported if it failed anywhere.
+    let mut verdicts: BTreeMap<Claim, bool> = BTreeMap::new();
+    for c in &checked {
+        let ok = c.claim.grounded_in(&c.scope);
+        verdicts
+            .entry(c.claim.clone())
+            .and_modify(|v| *v &= ok)
+            .or_insert(ok);
+    }
+    if verdicts.is_empty() {
         return Evaluation {
             score: 1.0,
             label: Label::Grounded,
             explanation: "the answer states no price, warehouse or catalog feature".into(),
         };
     }
-    let grounded = claims.len() - unsupported.len();
+    let unsupported: Vec<&Claim> = verdicts
+        .iter()
+        .filter(|(_, ok)| !**ok)
+        .map(|(claim, _)| claim)
+        .collect();
+    let total = verdicts.len();
+    let grounded = total - unsupported.len();
     #[expect(
         clippy::cast_precision_loss,
         reason = "an answer states a handful of claims"
     )]
-    let score = grounded as f64 / claims.len() as f64;
+    let score = grounded as f64 / total as f64;
     let (label, explanation) = if unsupported.is_empty() {
         (
             Label::Grounded,
             format!(
-                "all {} claims are in the grounding products: {}",
-                claims.len(),
-                list(claims.iter())
+                "all {total} claims are in the grounding products: {}",
+                list(verdicts.keys())
             ),
         )
     } else {
         (
             Label::Ungrounded,
             format!(
-                "{} of {} claims are not in the grounding products: {}",
+                "{} of {total} claims are not in the grounding products: {}",
                 unsupported.len(),
-                claims.len(),
                 list(unsupported.into_iter())
             ),
         )
@@ -160,28 +181,140 @@ fn list<'a>(claims: impl Iterator<Item = &'a Claim>) -> String {
     claims.map(Claim::describe).collect::<Vec<_>>().join(", ")
 }
 
-/// Every distinct claim in `answer`, in a stable order.
-fn claims(answer: &str) -> BTreeSet<Claim> {
-    let mut out = BTreeSet::new();
-    out.extend(prices(answer).into_iter().map(Claim::Price));
-    let lower = answer.to_lowercase();
-    let words = words(answer);
-    for (i, word) in words.iter().enumerate() {
-        let lowered = word.to_lowercase();
-        let before_warehouse = words
-            .get(i + 1)
-            .is_some_and(|next| next.eq_ignore_ascii_case("warehouse"))
-            && word.chars().next().is_some_and(char::is_uppercase);
-        if VOCABULARY.warehouses.contains(&lowered) || before_warehouse {
-            out.insert(Claim::Warehouse(capitalised(&lowered)));
+/// Words that open a noun phrase or a question, not a warehouse's name ("Our warehouse",
+/// "Which warehouse"), and names that are not places ("the ShopMax warehouse").
+const NOT_A_PLACE: &[&str] = &[
+    "a", "an", "the", "our", "your", "their", "its", "this", "that", "these", "those", "which",
+    "what", "each", "every", "any", "no", "one", "main", "central", "local", "nearest", "same",
+    "shopmax",
+];
+
+/// Words that deny what the sentence says ("does not list Ray tracing"): its features are not
+/// claims.
+const NEGATIONS: &[&str] = &["not", "no", "never", "without", "none", "neither", "nor"];
+
+/// Every claim in `answer`, each with the products it must be true of: the grounding products
+/// the claim's sentence names, else those the last sentence naming any named (a pronoun's
+/// subject), else all of them.
+fn claims<'a>(answer: &str, products: &'a [Product]) -> Vec<Checked<'a>> {
+    let mut out = Vec::new();
+    let mut subject: Vec<&Product> = Vec::new();
+    for sentence in sentences(answer) {
+        let lower = sentence.to_lowercase();
+        let named: Vec<&Product> = products
+            .iter()
+            .filter(|p| contains_phrase(&lower, &p.name.to_lowercase()))
+            .collect();
+        if !named.is_empty() {
+            subject = named;
         }
-    }
-    for feature in &VOCABULARY.features {
-        if contains_phrase(&lower, feature) {
-            out.insert(Claim::Feature(feature.clone()));
+        let scope: Vec<&Product> = if subject.is_empty() {
+            products.iter().collect()
+        } else {
+            subject.clone()
+        };
+        let mut add = |claim: Claim| {
+            out.push(Checked {
+                claim,
+                scope: scope.clone(),
+            });
+        };
+        for price in prices(sentence) {
+            add(Claim::Price(price));
+        }
+        for city in warehouses(sentence) {
+            add(Claim::Warehouse(city));
+        }
+        let words = words(&lower);
+        let negated = words
+            .iter()
+            .any(|w| NEGATIONS.contains(w) || w.ends_with("n't"));
+        if !negated {
+            for feature in features(&lower) {
+                add(Claim::Feature(feature));
+            }
         }
     }
     out
+}
+
+/// The sentences of `text`: split after `.`, `!` or `?` followed by a space (not after "Rs."),
+/// and at line breaks.
+fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let boundary = match b {
+            b'\n' => true,
+            b'.' | b'!' | b'?' => {
+                let next_is_space = bytes.get(i + 1).is_none_or(u8::is_ascii_whitespace);
+                let after_rs = b == b'.' && text[start..i].to_ascii_lowercase().ends_with("rs");
+                next_is_space && !after_rs
+            }
+            _ => false,
+        };
+        if boundary {
+            out.push(&text[start..=i]);
+            start = i + 1;
+        }
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out.into_iter().filter(|s| !s.trim().is_empty()).collect()
+}
+
+/// Warehouse claims of a sentence: the word before "warehouse" ("the Mumbai warehouse") or
+/// after "warehouse in/at" ("our warehouse in Mumbai"), when it is a catalog city or a
+/// capitalised name that is not a determiner or the shop's own name. A city named otherwise
+/// ("delivery to Kolkata") is no warehouse claim.
+fn warehouses(sentence: &str) -> Vec<String> {
+    let words = words(sentence);
+    let mut out = Vec::new();
+    let is_place = |word: &str| {
+        let lower = word.to_lowercase();
+        VOCABULARY.warehouses.contains(&lower)
+            || (word.chars().next().is_some_and(char::is_uppercase)
+                && !NOT_A_PLACE.contains(&lower.as_str()))
+    };
+    for (i, word) in words.iter().enumerate() {
+        if !word.eq_ignore_ascii_case("warehouse") {
+            continue;
+        }
+        if let Some(before) = i.checked_sub(1).and_then(|j| words.get(j))
+            && is_place(before)
+        {
+            out.push(capitalised(&before.to_lowercase()));
+        }
+        if let (Some(preposition), Some(after)) = (words.get(i + 1), words.get(i + 2))
+            && matches!(preposition.to_lowercase().as_str(), "in" | "at")
+            && is_place(after)
+        {
+            out.push(capitalised(&after.to_lowercase()));
+        }
+    }
+    out
+}
+
+/// Catalog features a (lower-case) sentence names; where one found phrase lies inside a longer
+/// one found at the same place ("hdr10" in "hdr10+ support"), only the longer counts.
+fn features(lower: &str) -> Vec<String> {
+    let mut found: Vec<(usize, usize, &String)> = Vec::new();
+    for feature in &VOCABULARY.features {
+        for (at, _) in phrase_matches(lower, feature) {
+            found.push((at, at + feature.len(), feature));
+        }
+    }
+    found
+        .iter()
+        .filter(|(s, e, f)| {
+            !found
+                .iter()
+                .any(|(s2, e2, f2)| f2.len() > f.len() && s2 <= s && e <= e2)
+        })
+        .map(|(_, _, f)| (*f).clone())
+        .collect()
 }
 
 /// `mumbai` → `Mumbai`.
@@ -193,48 +326,87 @@ fn capitalised(word: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The words of `text`: runs of letters and digits.
+/// The words of `text`: runs of letters, digits and apostrophes.
 fn words(text: &str) -> Vec<&str> {
-    text.split(|c: char| !c.is_alphanumeric())
+    text.split(|c: char| !(c.is_alphanumeric() || c == '\''))
         .filter(|w| !w.is_empty())
         .collect()
 }
 
-/// Whether `phrase` occurs in `text` on word boundaries (both lowercase).
-fn contains_phrase(text: &str, phrase: &str) -> bool {
-    text.match_indices(phrase).any(|(at, _)| {
-        let before = text[..at].chars().next_back();
+/// Where `phrase` occurs in `text` on word boundaries (both lowercase).
+fn phrase_matches<'t>(text: &'t str, phrase: &'t str) -> impl Iterator<Item = (usize, &'t str)> {
+    text.match_indices(phrase).filter(move |(at, _)| {
+        let before = text[..*at].chars().next_back();
         let after = text[at + phrase.len()..].chars().next();
         !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
     })
 }
 
-/// Rupee amounts: a marker (`Rs`, `Rs.`, `INR`, `₹`), optional spaces, then digits with
-/// optional thousands separators (`85,000` and the Indian `1,25,000` alike).
+/// Whether `phrase` occurs in `text` on word boundaries (both lowercase).
+fn contains_phrase(text: &str, phrase: &str) -> bool {
+    phrase_matches(text, phrase).next().is_some()
+}
+
+/// Rupee amounts: a marker (`Rs`, `Rs.`, `INR`, `₹`, any case), optional spaces, then digits
+/// with optional thousands separators (`85,000` and the Indian `1,25,000` alike) and decimals,
+/// then optionally `lakh` or `crore`; or such a number followed by "rupees".
 fn prices(text: &str) -> Vec<u64> {
+    let lower = text.to_lowercase();
     let mut out = Vec::new();
-    for marker in ["Rs.", "Rs", "INR", "₹"] {
-        for (at, _) in text.match_indices(marker) {
-            // A marker inside a word ("Mrs", "GRS") is not one.
-            if text[..at]
+    for marker in ["rs.", "rs", "inr", "₹"] {
+        for (at, _) in lower.match_indices(marker) {
+            // A marker inside a word ("mrs", "hrs") is not one.
+            if lower[..at]
                 .chars()
                 .next_back()
                 .is_some_and(char::is_alphanumeric)
+                || (marker == "rs" && lower[at + 2..].starts_with('.'))
             {
                 continue;
             }
-            let rest = text[at + marker.len()..].trim_start();
-            let digits: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_digit() || *c == ',')
-                .filter(char::is_ascii_digit)
-                .collect();
-            if let Ok(amount) = digits.parse() {
+            if let Some(amount) = amount(lower[at + marker.len()..].trim_start()) {
                 out.push(amount);
             }
         }
     }
+    // "90,000 rupees"
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    for pair in words.windows(2) {
+        if pair[1].trim_end_matches(|c: char| !c.is_alphanumeric()) == "rupees"
+            && let Some(amount) = amount(pair[0])
+        {
+            out.push(amount);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
     out
+}
+
+/// The rupees a number at the start of `text` says (`85,000`, `0.85 lakh`, `1.2 crore`).
+fn amount(text: &str) -> Option<u64> {
+    let number: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',' || *c == '.')
+        .collect();
+    let number = number.trim_end_matches(['.', ',']);
+    let digits: String = number.chars().filter(|c| *c != ',').collect();
+    let value: f64 = digits.parse().ok()?;
+    let rest = text[number.len()..].trim_start();
+    let multiplier = if rest.starts_with("lakh") {
+        1e5
+    } else if rest.starts_with("crore") {
+        1e7
+    } else {
+        1.0
+    };
+    let rupees = (value * multiplier).round();
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a non-negative price, rounded to whole rupees, checked in range"
+    )]
+    (0.0..1e15).contains(&rupees).then_some(rupees as u64)
 }
 
 /// Puts `evaluation` on the trace: the `gen_ai.evaluation.result` event (a log record, as the
@@ -367,14 +539,78 @@ mod tests {
     #[case::dot_and_commas("Rs. 1,25,000 only", vec![125_000])]
     #[case::rupee_sign("₹999", vec![999])]
     #[case::inr("INR 85000", vec![85000])]
-    #[case::not_a_marker_inside_a_word("Mrs 5 and GRS 7", vec![])]
+    #[case::lower_case("priced at rs 90000", vec![90000])]
+    #[case::rupees_after("costs 90,000 rupees", vec![90000])]
+    #[case::lakh("about Rs 0.85 lakh", vec![85000])]
+    #[case::not_a_marker_inside_a_word("Mrs 5 and hrs 7", vec![])]
     #[case::marker_without_digits("Rs unknown", vec![])]
     fn prices_are_read_in_the_forms_indian_retail_writes(
         #[case] text: &str,
         #[case] expected: Vec<u64>,
     ) {
-        let mut got = prices(text);
-        got.dedup();
-        assert_eq!(got, expected);
+        assert_eq!(prices(text), expected);
+    }
+
+    #[rstest]
+    #[case::our_warehouse_in("The Samsung 65 QLED is Rs 85000 from our warehouse in Mumbai.")]
+    #[case::shop_name("The Samsung 65 QLED is Rs 85000 at the ShopMax warehouse in Mumbai.")]
+    #[case::question_word(
+        "Which warehouse? The Samsung 65 QLED ships from the Mumbai warehouse for Rs 85000."
+    )]
+    #[case::a_city_that_is_not_a_warehouse(
+        "The Samsung 65 QLED is Rs 85000; delivery to Kolkata takes 3 days."
+    )]
+    fn words_near_warehouse_that_name_no_place_are_no_claims(#[case] answer: &str) {
+        let evaluation = evaluate(answer, &[product("samsung-65-qled")]);
+        assert_eq!(evaluation.label, Label::Grounded, "{evaluation:?}");
+    }
+
+    #[test]
+    fn a_feature_inside_a_longer_feature_is_not_a_claim_of_its_own() {
+        let samsung = product("samsung-65-qled");
+        let features = samsung.features.join(", ");
+        let evaluation = evaluate(
+            &format!("The Samsung 65 QLED offers {features}."),
+            &[samsung],
+        );
+        assert_eq!(evaluation.label, Label::Grounded, "{evaluation:?}");
+    }
+
+    #[test]
+    fn a_feature_the_answer_denies_is_not_a_claim() {
+        let evaluation = evaluate(
+            "No, the Samsung 65 QLED does not list 5G connectivity in its features.",
+            &[product("samsung-65-qled")],
+        );
+        assert_eq!(evaluation.label, Label::Grounded, "{evaluation:?}");
+    }
+
+    #[test]
+    fn a_fact_of_another_grounding_product_is_not_true_of_the_one_named() {
+        let samsung = product("samsung-65-qled");
+        let other = catalog::Catalog::embedded()
+            .products()
+            .iter()
+            .find(|p| p.price_inr != samsung.price_inr && p.warehouse != samsung.warehouse)
+            .expect("another product")
+            .clone();
+        let answer = format!(
+            "The Samsung 65 QLED is priced at Rs {} and is available at the {} warehouse.",
+            other.price_inr, other.warehouse
+        );
+        let evaluation = evaluate(&answer, &[samsung, other]);
+        assert_eq!(evaluation.label, Label::Ungrounded, "{evaluation:?}");
+        assert!(evaluation.score.abs() < f64::EPSILON, "{evaluation:?}");
+    }
+
+    #[test]
+    fn a_pronoun_keeps_the_product_of_the_sentence_before() {
+        let samsung = product("samsung-65-qled");
+        let answer = format!(
+            "The Samsung 65 QLED is priced at Rs {}. It ships from the {} warehouse.",
+            samsung.price_inr, samsung.warehouse
+        );
+        let evaluation = evaluate(&answer, &[samsung]);
+        assert_eq!(evaluation.label, Label::Grounded, "{evaluation:?}");
     }
 }

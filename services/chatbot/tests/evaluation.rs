@@ -168,3 +168,33 @@ fn a_made_up_price_is_labelled_ungrounded_and_explained() {
     let explanation = attribute(&event, "gen_ai.evaluation.explanation").expect("explanation");
     assert!(explanation.contains("price Rs 90000"), "{explanation}");
 }
+
+#[test]
+fn every_answer_the_mock_gives_about_a_catalog_product_is_graded_grounded() {
+    let catalog = catalog::Catalog::embedded();
+    let mut ungrounded = Vec::new();
+    let mut traces = Vec::new();
+    for product in catalog.products() {
+        for question in [
+            format!("What is the price of {}?", product.name),
+            format!("What are the features of {}?", product.name),
+            format!("Which warehouse ships the {}?", product.name),
+            format!("Tell me about the {}", product.name),
+        ] {
+            let reply = ask(&question);
+            traces.push((question, reply["trace_id"].as_str().map(str::to_owned)));
+        }
+    }
+    for (question, trace_id) in traces {
+        let trace_id = trace_id.expect("a trace id");
+        let (request, _) = spans_of(&trace_id);
+        if request
+            .attr("shopmax.evaluation.grounding.label")
+            .as_deref()
+            != Some("grounded")
+        {
+            ungrounded.push(question);
+        }
+    }
+    assert!(ungrounded.is_empty(), "graded ungrounded: {ungrounded:#?}");
+}

@@ -266,6 +266,42 @@ fn the_file_has_a_policy_for_each_kind_of_trace_worth_keeping_and_a_baseline() {
     assert!((0.0..=100.0).contains(&percent));
 }
 
+/// `10s`, `65s`, `1m`, `500ms` as the Collector reads them.
+fn collector_duration(text: &str) -> Duration {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number.parse().expect("a number");
+    match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        other => panic!("unit {other:?}"),
+    }
+}
+
+#[test]
+fn the_decision_waits_for_the_slowest_request_s_last_span() {
+    use env_config::FromEnv as _;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../otel-collector.yaml");
+    let file: Value =
+        serde_norway::from_str(&std::fs::read_to_string(path).expect("file")).expect("YAML");
+    let wait = collector_duration(&as_text(
+        &file["processors"]["tail_sampling"]["decision_wait"],
+    ));
+    // The request span ends last, at worst at the chatbot's request deadline, and reaches the
+    // Collector at the latest one batch delay (the SDK's default 5 s) later. A decision taken
+    // before it would judge a fragment without the cost, the grounding label or the timeout.
+    let deadline = chatbot::Config::from_lookup(&|_| None)
+        .expect("defaults")
+        .request_timeout;
+    assert!(
+        wait >= deadline + Duration::from_secs(5),
+        "decision_wait {wait:?} < request deadline {deadline:?} + 5 s"
+    );
+}
+
 #[test]
 fn a_normal_answer_is_left_to_the_baseline_percentage() {
     let system = system_with(SETTINGS);
