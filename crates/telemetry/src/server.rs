@@ -459,12 +459,18 @@ where
         match &result {
             None => {
                 // Finished: end the span now rather than whenever the body is dropped.
-                this.state.take();
+                // tracing-opentelemetry takes a span's end time from its last exit, and the
+                // body is not polled inside the span: enter it once, so a streamed answer's
+                // span ends with its last byte, not with its headers.
+                if let Some(state) = this.state.take() {
+                    state.span.in_scope(|| ());
+                }
             }
             Some(Err(_)) => {
                 if let Some(state) = this.state.take() {
                     state.span.record("error.type", "response_body");
                     state.span.set_status(Status::error("response body failed"));
+                    state.span.in_scope(|| ());
                 }
             }
             Some(Ok(_)) => {}

@@ -322,6 +322,11 @@ fn a_streamed_answer_is_one_trace_and_ends_with_usage() {
         Some("grounded")
     );
     assert!(request[0].attr("shopmax.request.cost.amount").is_some());
+    // The request span lasts as long as the stream, not just until its headers.
+    assert!(
+        request[0].span.end_time_unix_nano >= spans[0].span.end_time_unix_nano,
+        "the request span ended before the LLM span it streamed"
+    );
     let done = text
         .lines()
         .skip_while(|l| *l != "event: done")
