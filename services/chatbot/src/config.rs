@@ -37,6 +37,13 @@ pub struct Config {
     pub fraud_fail_open: bool,
     /// The LLM client's settings (`LLM_*`).
     pub llm: LlmConfig,
+    /// The trace UI the chat page links each answer to, `{trace_id}` standing for the id
+    /// (`CHATBOT_TRACE_UI_URL`, `http://localhost:16686/trace/{trace_id}`, Jaeger; empty: no
+    /// link, the id alone).
+    pub trace_ui_url: String,
+    /// Where the chat page's spans are relayed, an OTLP/HTTP traces endpoint
+    /// (`CHATBOT_BROWSER_TRACES_URL`, `http://localhost:4318/v1/traces`; empty: not collected).
+    pub browser_traces_url: Option<reqwest::Url>,
 }
 
 impl FromEnv for Config {
@@ -67,6 +74,20 @@ impl FromEnv for Config {
         let channel = env.string_or("CHATBOT_CHANNEL", "web");
         let fraud_fail_open = env.bool_or("CHATBOT_FRAUD_FAIL_OPEN", true);
         let llm = LlmConfig::read(env);
+        let trace_ui_url = env.string_or(
+            "CHATBOT_TRACE_UI_URL",
+            "http://localhost:16686/trace/{trace_id}",
+        );
+        let browser_traces_url = match env.get("CHATBOT_BROWSER_TRACES_URL") {
+            Some(url) if url.trim().is_empty() => None,
+            _ => {
+                let url = env.http_url_or(
+                    "CHATBOT_BROWSER_TRACES_URL",
+                    "http://localhost:4318/v1/traces",
+                );
+                reqwest::Url::parse(&url).ok()
+            }
+        };
         Self {
             port,
             fraud_url,
@@ -83,6 +104,8 @@ impl FromEnv for Config {
             channel,
             fraud_fail_open,
             llm,
+            trace_ui_url,
+            browser_traces_url,
         }
     }
 }

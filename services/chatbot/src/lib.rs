@@ -10,6 +10,7 @@
 //!   `answer.rs`: the fan-out, degradation and the LLM call; `stream.rs`: the SSE answer.
 //! - [`AppError`] (`error.rs`): every failure and its JSON answer.
 //! - [`downstream`]: the fraud and recommendation calls, behind traits for tests.
+//! - `web.rs`: the chat page, served at `/`, and the relay of its spans (`POST /v1/traces`).
 //! - `prompt`: the grounded prompt; `evaluation`: whether the answer kept to it.
 //!
 //! The request and reply types are [`contract::chat`]'s.
@@ -24,6 +25,7 @@ mod evaluation;
 mod identity;
 mod routes;
 mod stream;
+mod web;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -82,12 +84,17 @@ impl AppState {
     }
 }
 
-/// The chatbot's router. `/healthz` and `/readyz` sit outside the tracing layer.
+/// The chatbot's router. `/healthz`, `/readyz`, the chat page (`/`, `/app.js`, `/app.css`) and
+/// the page's span relay (`POST /v1/traces`) sit outside the tracing layer.
 pub fn app(state: AppState) -> Router {
     // The chatbot has no start-up work: it is ready as soon as it listens.
     let ready = Arc::new(AtomicBool::new(true));
     // The chatbot is the public edge: whom it trusts is its configuration's to say.
     let edge = state.config.edge.clone();
+    let page = web::routes(
+        &state.config.trace_ui_url,
+        state.config.browser_traces_url.clone(),
+    );
     service_kit::service_router(
         routes::api(state),
         telemetry::HttpServerLayer::new()
@@ -95,4 +102,6 @@ pub fn app(state: AppState) -> Router {
             .edge(edge),
         ready,
     )
+    // The chat page and its span relay sit outside the tracing layer, like the probes.
+    .merge(page)
 }

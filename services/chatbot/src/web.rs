@@ -1,0 +1,216 @@
+//! The chat page and the browser's span relay.
+//!
+//! - `GET /` (the page), `/app.js` (its bundle, built from `web/src` by esbuild and committed, so
+//!   `cargo build` needs no Node.js) and `/app.css`, compiled into the binary.
+//! - `POST /v1/traces`: the page's OTLP/HTTP spans, relayed to `CHATBOT_BROWSER_TRACES_URL` (the
+//!   Collector's OTLP/HTTP receiver), as the OpenTelemetry demo's front-end proxy does. The page
+//!   talks to one origin only, so the Collector needs no CORS and no public port, and what a
+//!   browser may send is bounded here: JSON or protobuf, at most [`MAX_SPANS_BODY`] bytes.
+//!
+//! Neither is traced: a page load or a span upload is not a customer's question, and tracing
+//! the relay would trace the traces.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use service_kit::ApiError;
+
+const INDEX: &str = include_str!("../web/index.html");
+const APP_JS: &str = include_str!("../web/dist/app.js");
+const APP_CSS: &str = include_str!("../web/app.css");
+
+/// Largest span upload relayed.
+pub(crate) const MAX_SPANS_BODY: usize = 512 * 1024;
+
+#[derive(Clone, Debug)]
+struct Relay {
+    client: reqwest::Client,
+    /// `None`: relaying is off.
+    upstream: Option<reqwest::Url>,
+}
+
+/// The page's routes. `trace_url` is the trace UI's address with `{trace_id}` where the id
+/// goes (empty: no link); `upstream`, where the page's spans go (`None`: nowhere).
+pub(crate) fn routes(trace_url: &str, upstream: Option<reqwest::Url>) -> Router {
+    let page = INDEX.replace("{{TRACE_URL}}", &html_attribute(trace_url));
+    let relay = Relay {
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default(),
+        upstream,
+    };
+    Router::new()
+        .route("/", get(move || async move { Html(page) }))
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/app.css",
+            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        )
+        .route(
+            "/v1/traces",
+            post(relay_spans).layer(DefaultBodyLimit::max(MAX_SPANS_BODY)),
+        )
+        .with_state(relay)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `text` safe inside a double-quoted HTML attribute.
+fn html_attribute(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+async fn relay_spans(State(relay): State<Relay>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(upstream) = relay.upstream else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "browser spans are not collected here (CHATBOT_BROWSER_TRACES_URL is empty)",
+        )
+        .into_response();
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !(content_type.starts_with("application/json")
+        || content_type.starts_with("application/x-protobuf"))
+    {
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "OTLP/HTTP spans are application/json or application/x-protobuf",
+        )
+        .into_response();
+    }
+    let mut request = relay
+        .client
+        .post(upstream)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(body);
+    if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
+        request = request.header(header::CONTENT_ENCODING, encoding);
+    }
+    match request.send().await {
+        Ok(answer) => {
+            let status =
+                StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let content_type = answer
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .cloned()
+                .unwrap_or_else(|| HeaderValue::from_static("application/json"));
+            let body = answer.bytes().await.unwrap_or_default();
+            (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "web.spans.relay_failed");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "collector_unavailable",
+                "the span collector did not answer",
+            )
+            .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt as _;
+
+    async fn call(
+        app: Router,
+        request: axum::http::Request<axum::body::Body>,
+    ) -> (StatusCode, String) {
+        let response = app.oneshot(request).await.expect("response");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn get(path: &str) -> axum::http::Request<axum::body::Body> {
+        axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .expect("request")
+    }
+
+    #[tokio::test]
+    async fn the_page_names_the_trace_ui_escaped() {
+        let app = routes("http://jaeger/trace/{trace_id}?a=1&b=\"x\"", None);
+        let (status, page) = call(app, get("/")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains(r#"content="http://jaeger/trace/{trace_id}?a=1&amp;b=&quot;x&quot;""#),
+            "{page}"
+        );
+        assert!(page.contains(r#"<script type="module" src="/app.js">"#));
+    }
+
+    #[tokio::test]
+    async fn the_bundle_and_the_styles_are_served_with_their_types() {
+        for (path, kind) in [("/app.js", "text/javascript"), ("/app.css", "text/css")] {
+            let response = routes("", None).oneshot(get(path)).await.expect("response");
+            assert_eq!(response.status(), StatusCode::OK);
+            let content_type = response.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            assert!(content_type.starts_with(kind), "{path}: {content_type}");
+        }
+    }
+
+    #[tokio::test]
+    async fn spans_are_refused_when_no_collector_is_configured_or_the_type_is_wrong() {
+        let post = |content_type: &str| {
+            axum::http::Request::post("/v1/traces")
+                .header(header::CONTENT_TYPE, content_type)
+                .body(axum::body::Body::from("{}"))
+                .expect("request")
+        };
+        let (status, body) = call(routes("", None), post("application/json")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        let upstream = reqwest::Url::parse("http://127.0.0.1:9/v1/traces").expect("url");
+        let (status, _) = call(routes("", Some(upstream.clone())), post("text/plain")).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        // Nothing listens on port 9: a clean 502, not a hang or a 500.
+        let (status, body) = call(routes("", Some(upstream)), post("application/json")).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+        assert!(body.contains("collector_unavailable"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_span_upload_over_the_limit_is_413() {
+        let upstream = reqwest::Url::parse("http://127.0.0.1:9/v1/traces").expect("url");
+        let request = axum::http::Request::post("/v1/traces")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(vec![b' '; MAX_SPANS_BODY + 1]))
+            .expect("request");
+        let (status, _) = call(routes("", Some(upstream)), request).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}
