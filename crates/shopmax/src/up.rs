@@ -240,6 +240,18 @@ pub async fn up(options: UpOptions) -> anyhow::Result<()> {
                 ("RECOMMENDATION_URL", url(ports.recommendation)),
                 ("LLM_BASE_URL", llm_url),
                 ("CHATBOT_GATEWAY_TOKEN", options.gateway_token.clone()),
+                // The chat page's spans go where the services' go; with the built-in receiver
+                // there is no trace UI to link to (the page shows the id for `shopmax trace`).
+                (
+                    "CHATBOT_BROWSER_TRACES_URL",
+                    std::env::var("CHATBOT_BROWSER_TRACES_URL").unwrap_or_else(|_| {
+                        format!("http://127.0.0.1:{}/v1/traces", ports.otlp_http)
+                    }),
+                ),
+                (
+                    "CHATBOT_TRACE_UI_URL",
+                    std::env::var("CHATBOT_TRACE_UI_URL").unwrap_or_else(|_| "none".to_owned()),
+                ),
             ],
             ports.chatbot,
         ),
@@ -304,12 +316,13 @@ pub async fn up(options: UpOptions) -> anyhow::Result<()> {
         )
     };
     anstream::eprintln!(
-        "\nShopMax is up in {:.1} s: chatbot {}, recommendation :{}, fraud :{}, mock LLM :{}.\n{telemetry_line}\n\n  shopmax ask \"What is the price of Samsung 65 QLED?\"{offset_hint}\n  shopmax ask \"Does OnePlus 11 support 5G?\" --stream{offset_hint}\n  shopmax load --rps 5 --duration 30s\n\nCtrl-C stops everything.\n",
+        "\nShopMax is up in {:.1} s: chatbot {}, recommendation :{}, fraud :{}, mock LLM :{}.\n{telemetry_line}\nThe chat page: {}/ (each answer shows its trace id for `shopmax trace`).\n\n  shopmax ask \"What is the price of Samsung 65 QLED?\"{offset_hint}\n  shopmax ask \"Does OnePlus 11 support 5G?\" --stream{offset_hint}\n  shopmax load --rps 5 --duration 30s\n\nCtrl-C stops everything.\n",
         took.as_secs_f64(),
         url(ports.chatbot),
         ports.recommendation,
         ports.fraud,
-        ports.llm
+        ports.llm,
+        url(ports.chatbot),
     );
 
     let exited = wait_for_stop(&mut services).await;

@@ -38,11 +38,11 @@ pub struct Config {
     /// The LLM client's settings (`LLM_*`).
     pub llm: LlmConfig,
     /// The trace UI the chat page links each answer to, `{trace_id}` standing for the id
-    /// (`CHATBOT_TRACE_UI_URL`, `http://localhost:16686/trace/{trace_id}`, Jaeger; empty: no
+    /// (`CHATBOT_TRACE_UI_URL`, `http://localhost:16686/trace/{trace_id}`, Jaeger; `none`: no
     /// link, the id alone).
     pub trace_ui_url: String,
     /// Where the chat page's spans are relayed, an OTLP/HTTP traces endpoint
-    /// (`CHATBOT_BROWSER_TRACES_URL`, `http://localhost:4318/v1/traces`; empty: not collected).
+    /// (`CHATBOT_BROWSER_TRACES_URL`, `http://localhost:4318/v1/traces`; `none`: not collected).
     pub browser_traces_url: Option<reqwest::Url>,
 }
 
@@ -74,12 +74,15 @@ impl FromEnv for Config {
         let channel = env.string_or("CHATBOT_CHANNEL", "web");
         let fraud_fail_open = env.bool_or("CHATBOT_FRAUD_FAIL_OPEN", true);
         let llm = LlmConfig::read(env);
-        let trace_ui_url = env.string_or(
+        let trace_ui_url = match env.string_or(
             "CHATBOT_TRACE_UI_URL",
             "http://localhost:16686/trace/{trace_id}",
-        );
+        ) {
+            off if off.eq_ignore_ascii_case("none") => String::new(),
+            url => url,
+        };
         let browser_traces_url = match env.get("CHATBOT_BROWSER_TRACES_URL") {
-            Some(url) if url.trim().is_empty() => None,
+            Some(off) if off.eq_ignore_ascii_case("none") => None,
             _ => {
                 let url = env.http_url_or(
                     "CHATBOT_BROWSER_TRACES_URL",

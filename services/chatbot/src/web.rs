@@ -86,7 +86,7 @@ async fn relay_spans(State(relay): State<Relay>, headers: HeaderMap, body: Bytes
         return ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            "browser spans are not collected here (CHATBOT_BROWSER_TRACES_URL is empty)",
+            "browser spans are not collected here (CHATBOT_BROWSER_TRACES_URL=none)",
         )
         .into_response();
     };

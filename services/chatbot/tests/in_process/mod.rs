@@ -138,7 +138,10 @@ pub fn system_with_telemetry(
             // Built from its configuration as `main` builds it.
             let fraud_url = format!("http://127.0.0.1:{}", fraud.port());
             let reco_url = format!("http://127.0.0.1:{}", reco.port());
+            // The chat page's spans go to the same receiver as everyone else's.
+            let browser_traces = format!("{}/v1/traces", sink.http_endpoint());
             let mut pairs = vec![
+                ("CHATBOT_BROWSER_TRACES_URL", browser_traces.as_str()),
                 ("LLM_BASE_URL", llm_url.as_str()),
                 ("FRAUD_URL", fraud_url.as_str()),
                 ("RECOMMENDATION_URL", reco_url.as_str()),

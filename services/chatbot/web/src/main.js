@@ -193,6 +193,7 @@ async function ask(question, span) {
   }
   turn.classList.add('done');
   if (failed) {
+    if (!text.textContent) turn.querySelector('.answer').hidden = true;
     showError(turn, response.ok ? null : response.status, failed, meta.fraud);
     span.setStatus({ code: SpanStatusCode.ERROR, message: failed.code });
   }
