@@ -94,7 +94,7 @@ pub async fn ask(
             .await
             .map_err(|e| AskError::Unreachable {
                 url: url.clone(),
-                detail: root_cause(&e),
+                detail: crate::fetch::root_cause(&e),
             })?;
     let status = response.status().as_u16();
     let header_trace = response
@@ -120,7 +120,7 @@ pub async fn ask(
         let mut buffer = String::new();
         let mut event = String::from("message");
         while let Some(chunk) = bytes.next().await {
-            let chunk = chunk.map_err(|e| AskError::Invalid(root_cause(&e)))?;
+            let chunk = chunk.map_err(|e| AskError::Invalid(crate::fetch::root_cause(&e)))?;
             buffer.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(end) = buffer.find('\n') {
                 let line: String = buffer.drain(..=end).collect();
@@ -159,7 +159,7 @@ pub async fn ask(
         let text = response
             .text()
             .await
-            .map_err(|e| AskError::Invalid(root_cause(&e)))?;
+            .map_err(|e| AskError::Invalid(crate::fetch::root_cause(&e)))?;
         answer.reply = serde_json::from_str(&text)
             .map_err(|_| AskError::Invalid(format!("HTTP {status}, not JSON: {text:.200}")))?;
         answer.text = answer
@@ -178,14 +178,4 @@ pub async fn ask(
         .and_then(crate::fetch::normalise_trace_id);
     answer.trace_id = body_trace.or(answer.trace_id);
     Ok(answer)
-}
-
-/// The innermost cause of a reqwest error ("Connection refused"), which says more than its
-/// outer message.
-fn root_cause(error: &reqwest::Error) -> String {
-    let mut source: &dyn std::error::Error = error;
-    while let Some(next) = source.source() {
-        source = next;
-    }
-    source.to_string()
 }

@@ -75,6 +75,16 @@ pub fn normalise_trace_id(input: &str) -> Option<String> {
         .then(|| id.to_ascii_lowercase())
 }
 
+/// The innermost cause of a reqwest error ("Connection refused"), which says more than its
+/// outer message.
+pub fn root_cause(error: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = error;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    source.to_string()
+}
+
 /// Reads the trace once.
 pub async fn fetch(
     client: &reqwest::Client,
@@ -83,7 +93,7 @@ pub async fn fetch(
 ) -> Result<Trace, FetchError> {
     let unreachable = |e: reqwest::Error| FetchError::Unreachable {
         source_name: source.describe(),
-        detail: e.to_string(),
+        detail: root_cause(&e),
     };
     let response = client
         .get(source.url(trace_id))

@@ -95,6 +95,8 @@ pub struct Outcome {
     pub skipped: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// Stopped early by Ctrl-C: the report covers what was sent until then.
+    pub interrupted: bool,
 }
 
 impl Outcome {
@@ -109,18 +111,20 @@ impl Outcome {
 
     /// As JSON, for scripts.
     pub fn to_json(&self) -> Value {
-        let ms = |q: f64| us_to_ms(self.latency_us.value_at_quantile(q));
+        let empty = self.latency_us.is_empty();
+        let ms = |q: f64| (!empty).then(|| us_to_ms(self.latency_us.value_at_quantile(q)));
         json!({
             "requests": self.requests,
             "failed": self.failed(),
             "skipped": self.skipped,
+            "interrupted": self.interrupted,
             "by_status": self.by_status,
             "elapsed_s": self.elapsed.as_secs_f64(),
             "rate_per_s": self.rate(),
             "latency_ms": {
                 "p50": ms(0.50), "p90": ms(0.90), "p99": ms(0.99), "p99_9": ms(0.999),
-                "max": us_to_ms(self.latency_us.max()),
-                "mean": self.latency_us.mean() / 1e3,
+                "max": (!empty).then(|| us_to_ms(self.latency_us.max())),
+                "mean": (!empty).then(|| self.latency_us.mean() / 1e3),
                 "count": self.latency_us.len(),
             },
             "slowest": self.slowest.iter().map(|s| json!({
@@ -326,15 +330,37 @@ pub async fn run(options: &LoadOptions) -> Outcome {
         }
     };
 
+    // Ctrl-C stops sending; what is in flight is awaited, and the report covers it all.
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (stop, interrupted) = (stop.clone(), interrupted.clone());
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+                stop.notify_waiters();
+            }
+        });
+    }
+    let end = match options.length {
+        Length::Time(d) => Some(tokio::time::Instant::now() + d),
+        Length::Requests(_) => None,
+    };
     match options.pace {
         Pace::Open(rps) => {
-            let interval = Duration::from_secs_f64(1.0 / rps.max(0.001));
+            let interval = Duration::from_secs_f64(1.0 / rps);
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut tasks = tokio::task::JoinSet::new();
             let mut issued = 0u64;
             while due_more(issued) {
-                let due = ticker.tick().await;
+                // The next arrival, unless the run ends (or is stopped) first.
+                let never = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+                let due = tokio::select! {
+                    due = ticker.tick() => due,
+                    () = tokio::time::sleep_until(end.unwrap_or(never)) => break,
+                    () = stop.notified() => break,
+                };
                 if !due_more(issued) {
                     break;
                 }
@@ -358,6 +384,11 @@ pub async fn run(options: &LoadOptions) -> Outcome {
             while tasks.join_next().await.is_some() {}
         }
         Pace::Closed(concurrency) => {
+            // More clients than requests would only wait.
+            let concurrency = match options.length {
+                Length::Requests(n) => concurrency.min(usize::try_from(n).unwrap_or(usize::MAX)),
+                Length::Time(_) => concurrency,
+            };
             let issued = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let mut workers = tokio::task::JoinSet::new();
             for _ in 0..concurrency.max(1) {
@@ -370,8 +401,12 @@ pub async fn run(options: &LoadOptions) -> Outcome {
                     issued.clone(),
                 );
                 let length = options.length;
+                let interrupted = interrupted.clone();
                 workers.spawn(async move {
                     loop {
+                        if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                            break;
+                        }
                         let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         let more = match length {
                             Length::Time(d) => started.elapsed() < d,
@@ -410,6 +445,7 @@ pub async fn run(options: &LoadOptions) -> Outcome {
         slowest: tally.slowest,
         skipped,
         elapsed,
+        interrupted: interrupted.load(std::sync::atomic::Ordering::SeqCst),
     }
 }
 
@@ -488,7 +524,10 @@ pub fn report(outcome: &Outcome) -> String {
     while low <= top {
         let high = low.saturating_mul(2) - 1;
         let count = h.count_between(low, high);
-        let width = usize::try_from(count * 40 / peak).unwrap_or(40);
+        // At least one block for a bucket that has any request.
+        let width = usize::try_from(count * 40 / peak)
+            .unwrap_or(40)
+            .max(usize::from(count > 0));
         let _ = writeln!(
             out,
             "  {:>9.1} - {:>9.1} ms  {:>7}  {}",
@@ -568,6 +607,7 @@ mod tests {
             slowest: tally.slowest,
             skipped: 0,
             elapsed: Duration::from_secs(1),
+            interrupted: false,
         };
         assert_eq!(outcome.requests, 11);
         assert_eq!(outcome.failed(), 2);

@@ -5,7 +5,6 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use shopmax::ask::{self, Question};
@@ -45,9 +44,6 @@ Exit codes: 0 ok, 1 the request or run failed, 2 bad arguments, 3 something is n
 reachable (a service, the trace backend, a port in use), 4 the trace was not found."
 )]
 struct Cli {
-    /// Print JSON instead of text (for scripts).
-    #[arg(long, global = true)]
-    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,19 +85,24 @@ struct UpArgs {
     /// Where the service binaries are (default: next to this binary).
     #[arg(long)]
     bin_dir: Option<std::path::PathBuf>,
+    /// Serve the unauthenticated `POST /admin/faults` on fraud, recommendation and the mock LLM,
+    /// for the fault drills. The services listen on every interface: anyone who can reach this
+    /// machine can then turn faults on.
+    #[arg(long)]
+    fault_admin: bool,
 }
 
 /// Where to read traces from.
 #[derive(Debug, Args)]
 struct SourceArgs {
     /// Read the trace from Jaeger's HTTP API (e.g. http://localhost:16686).
-    #[arg(long, conflicts_with_all = ["tempo", "receiver"])]
+    #[arg(long, conflicts_with_all = ["tempo", "receiver"], value_parser = parse_base_url)]
     jaeger: Option<String>,
     /// Read the trace from Tempo's HTTP API (e.g. http://localhost:3200).
-    #[arg(long, conflicts_with = "receiver")]
+    #[arg(long, conflicts_with = "receiver", value_parser = parse_base_url)]
     tempo: Option<String>,
     /// The built-in receiver of `shopmax up`.
-    #[arg(long, default_value = BUILTIN)]
+    #[arg(long, default_value = BUILTIN, value_parser = parse_base_url)]
     receiver: String,
     /// How long to wait for the whole trace to arrive (a Collector batches and tail-samples:
     /// give it 20s or more).
@@ -121,6 +122,9 @@ impl SourceArgs {
 
 #[derive(Debug, Args)]
 struct AskArgs {
+    /// Print JSON instead of text (for scripts).
+    #[arg(long)]
+    json: bool,
     /// The question.
     question: String,
     /// Ask as this customer (`customer_id`).
@@ -133,7 +137,7 @@ struct AskArgs {
     #[arg(long)]
     stream: bool,
     /// The chatbot.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_parser = parse_base_url)]
     chatbot: String,
     /// Only the answer, no trace.
     #[arg(long)]
@@ -144,6 +148,9 @@ struct AskArgs {
 
 #[derive(Debug, Args)]
 struct TraceArgs {
+    /// Print JSON instead of text (for scripts).
+    #[arg(long)]
+    json: bool,
     /// The trace id (32 hex digits), or a traceresponse/traceparent header value.
     trace_id: String,
     #[command(flatten)]
@@ -152,28 +159,45 @@ struct TraceArgs {
 
 #[derive(Debug, Args)]
 struct LoadArgs {
-    /// Open loop: this many new requests a second, whether or not earlier ones have answered.
-    #[arg(long, conflicts_with = "concurrency")]
-    rps: Option<f64>,
-    /// Closed loop: this many clients, each asking again as soon as it is answered.
+    /// Print JSON instead of text (for scripts).
     #[arg(long)]
-    concurrency: Option<usize>,
-    /// Run for this long (e.g. 30s, 2m).
+    json: bool,
+    /// Open loop: this many new requests a second (0.01 to 10000), whether or not earlier ones
+    /// have answered. The default when neither --rps nor --concurrency is given: 5.
+    #[arg(long, conflicts_with = "concurrency", allow_negative_numbers = true)]
+    rps: Option<f64>,
+    /// Closed loop: this many clients (1 to 10000), each asking again as soon as it is answered.
+    #[arg(long, allow_negative_numbers = true)]
+    concurrency: Option<i64>,
+    /// Run for this long (e.g. 30s, 2m). The default when neither --duration nor --requests is
+    /// given: 30s.
     #[arg(long, value_parser = parse_duration, conflicts_with = "requests")]
     duration: Option<Duration>,
     /// Send this many requests.
-    #[arg(long)]
-    requests: Option<u64>,
+    #[arg(long, allow_negative_numbers = true)]
+    requests: Option<i64>,
     /// Which questions.
     #[arg(long, value_enum, default_value = "catalog")]
     mix: Mix,
     /// The chatbot.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_parser = parse_base_url)]
     chatbot: String,
     /// The chatbot's gateway secret (its CHATBOT_GATEWAY_TOKEN), so customers are counted by
     /// id rather than all as this machine; `shopmax up` uses the default.
     #[arg(long, env = "SHOPMAX_GATEWAY_TOKEN", default_value = up::DEV_GATEWAY_TOKEN, hide_default_value = true)]
     gateway_token: String,
+}
+
+/// An http(s) base URL, for `--chatbot`, `--receiver`, `--jaeger` and `--tempo`.
+fn parse_base_url(text: &str) -> Result<String, String> {
+    match reqwest::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+            Ok(text.trim_end_matches('/').to_owned())
+        }
+        _ => Err(format!(
+            "{text:?} is not an http(s) URL like http://127.0.0.1:8080"
+        )),
+    }
 }
 
 /// `30s`, `2m`, `1500ms`, `1h`, or a bare number of seconds.
@@ -198,12 +222,20 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let json = cli.json;
     let result = match cli.command {
         Command::Up(args) => run_up(args).await,
-        Command::Ask(args) => run_ask(args, json).await,
-        Command::Trace(args) => run_trace(args, json).await,
-        Command::Load(args) => run_load(args, json).await,
+        Command::Ask(args) => {
+            let json = args.json;
+            run_ask(args, json).await
+        }
+        Command::Trace(args) => {
+            let json = args.json;
+            run_trace(args, json).await
+        }
+        Command::Load(args) => {
+            let json = args.json;
+            run_load(args, json).await
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -221,8 +253,16 @@ async fn main() -> ExitCode {
 }
 
 async fn run_up(args: UpArgs) -> anyhow::Result<u8> {
+    let ports = match Ports::with_offset(args.port_offset) {
+        Ok(ports) => ports,
+        Err(error) => {
+            anstream::eprintln!("error: {error}");
+            return Ok(code::USAGE);
+        }
+    };
     let options = UpOptions {
-        ports: Ports::with_offset(args.port_offset)?,
+        ports,
+        fault_admin: args.fault_admin,
         bin_dir: args.bin_dir.unwrap_or_else(up::default_bin_dir),
         external_endpoint: std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
             .ok()
@@ -256,6 +296,9 @@ async fn run_ask(args: AskArgs, json: bool) -> anyhow::Result<u8> {
         Ok(answer) => answer,
         Err(error @ ask::AskError::Unreachable { .. }) => {
             anstream::eprintln!("error: {error}");
+            if json {
+                println!("{}", json!({ "error": error.to_string() }));
+            }
             return Ok(code::UNAVAILABLE);
         }
         Err(error) => return Err(error.into()),
@@ -269,7 +312,13 @@ async fn run_ask(args: AskArgs, json: bool) -> anyhow::Result<u8> {
         }
         if let Some((code, message)) = answer.error() {
             let style = anstyle::AnsiColor::Red.on_default().bold();
-            anstream::println!("{style}{} {code}{style:#}: {message}", answer.status);
+            // A streamed answer that fails after its start still has its 200 status.
+            let label = if (200..300).contains(&answer.status) {
+                "stream error".to_owned()
+            } else {
+                format!("HTTP {}", answer.status)
+            };
+            anstream::println!("{style}{label} {code}{style:#}: {message}");
         }
         let cost = answer.reply.get("cost").and_then(|c| {
             Some(format!(
@@ -344,14 +393,22 @@ async fn show_trace(
     match fetch::wait_for_trace(client, &source, trace_id, None, source_args.wait).await {
         Ok((trace, complete)) => {
             if json {
-                Ok((trace_to_json(&trace), complete))
+                Ok((trace_to_json(&trace, complete), complete))
             } else {
                 anstream::print!("{}", waterfall::render(&trace));
                 Ok((serde_json::Value::Null, complete))
             }
         }
         Err(error) => {
-            anstream::eprintln!("error: {error} in {}", source.describe());
+            match &error {
+                FetchError::NotFound(_) => {
+                    anstream::eprintln!("error: {error} in {}", source.describe());
+                }
+                _ => anstream::eprintln!("error: {error}"),
+            }
+            if json {
+                println!("{}", json!({ "error": error.to_string() }));
+            }
             Err(match error {
                 FetchError::NotFound(_) => code::NO_TRACE,
                 FetchError::Unreachable { .. } => code::UNAVAILABLE,
@@ -361,10 +418,13 @@ async fn show_trace(
     }
 }
 
-fn trace_to_json(trace: &shopmax::trace::Trace) -> serde_json::Value {
+fn trace_to_json(trace: &shopmax::trace::Trace, complete: bool) -> serde_json::Value {
+    let mut spans: Vec<_> = trace.spans.iter().collect();
+    spans.sort_by_key(|s| (s.start_ns, s.span_id.clone()));
     json!({
         "trace_id": trace.trace_id,
-        "spans": trace.spans.iter().map(|s| json!({
+        "complete": complete,
+        "spans": spans.iter().map(|s| json!({
             "span_id": s.span_id,
             "parent_id": s.parent_id,
             "service": s.service,
@@ -388,50 +448,57 @@ async fn run_trace(args: TraceArgs, json: bool) -> anyhow::Result<u8> {
     };
     let client = reqwest::Client::new();
     match show_trace(&client, &args.source, &trace_id, json).await {
-        Ok((value, _)) => {
+        Ok((value, complete)) => {
             if json {
                 println!("{value}");
             }
-            Ok(code::OK)
+            if complete {
+                Ok(code::OK)
+            } else {
+                anstream::eprintln!(
+                    "the trace is not whole: spans whose parent is missing are shown as roots (waited {:.1} s; --wait longer, or try again)",
+                    args.source.wait.as_secs_f64()
+                );
+                Ok(code::NO_TRACE)
+            }
         }
         Err(code) => Ok(code),
     }
 }
 
 async fn run_load(args: LoadArgs, json: bool) -> anyhow::Result<u8> {
+    let usage = |message: &str| {
+        anstream::eprintln!("error: {message}");
+        Ok(code::USAGE)
+    };
     let pace = match (args.rps, args.concurrency) {
-        (Some(rps), _) if rps > 0.0 && rps.is_finite() => Pace::Open(rps),
-        (Some(_), _) => {
-            anstream::eprintln!("error: --rps must be a positive number");
-            return Ok(code::USAGE);
+        (Some(rps), _) if (0.01..=10_000.0).contains(&rps) => Pace::Open(rps),
+        (Some(_), _) => return usage("--rps must be between 0.01 and 10000"),
+        (None, Some(n)) if (1..=10_000).contains(&n) => {
+            Pace::Closed(usize::try_from(n).unwrap_or(1))
         }
-        (None, Some(n)) if n > 0 => Pace::Closed(n),
-        (None, Some(_)) => {
-            anstream::eprintln!("error: --concurrency must be at least 1");
-            return Ok(code::USAGE);
-        }
+        (None, Some(_)) => return usage("--concurrency must be between 1 and 10000"),
         (None, None) => Pace::Open(5.0),
     };
     let length = match (args.duration, args.requests) {
-        (_, Some(0)) => {
-            anstream::eprintln!("error: --requests must be at least 1");
-            return Ok(code::USAGE);
-        }
-        (_, Some(n)) => Length::Requests(n),
-        (Some(d), None) => Length::Time(d),
+        (_, Some(n)) if n >= 1 => Length::Requests(n.unsigned_abs()),
+        (_, Some(_)) => return usage("--requests must be at least 1"),
+        (Some(d), None) if !d.is_zero() => Length::Time(d),
+        (Some(_), None) => return usage("--duration must be more than 0"),
         (None, None) => Length::Time(Duration::from_secs(30)),
     };
     // Fail fast when nothing answers, instead of a run of connection errors.
-    let ready = format!("{}/readyz", args.chatbot.trim_end_matches('/'));
+    let ready = format!("{}/readyz", args.chatbot);
     let reachable = reqwest::Client::new()
         .get(&ready)
         .timeout(Duration::from_secs(3))
         .send()
-        .await
-        .with_context(|| format!("GET {ready}"));
+        .await;
     if let Err(error) = reachable {
+        let cause = fetch::root_cause(&error);
         anstream::eprintln!(
-            "error: the chatbot is not reachable: {error:#} (is `shopmax up` running?)"
+            "error: the chatbot is not reachable at {}: {cause} (is `shopmax up` running?)",
+            args.chatbot
         );
         return Ok(code::UNAVAILABLE);
     }
@@ -449,7 +516,10 @@ async fn run_load(args: LoadArgs, json: bool) -> anyhow::Result<u8> {
     } else {
         anstream::print!("{}", load::report(&outcome));
     }
-    Ok(if outcome.failed() > 0 {
+    if outcome.interrupted && !json {
+        anstream::eprintln!("interrupted: the report covers the requests sent until then");
+    }
+    Ok(if outcome.failed() > 0 || outcome.skipped > 0 {
         code::FAILED
     } else {
         code::OK

@@ -70,6 +70,8 @@ pub struct UpOptions {
     pub external_endpoint: Option<String>,
     /// The chatbot's gateway secret.
     pub gateway_token: String,
+    /// Serve `POST /admin/faults` (fraud, recommendation, the mock LLM).
+    pub fault_admin: bool,
 }
 
 /// A service to start: its name, its own variables, its port.
@@ -219,7 +221,7 @@ pub async fn up(options: UpOptions) -> anyhow::Result<()> {
             "fraud",
             vec![
                 ("PORT", ports.fraud.to_string()),
-                ("FAULT_ADMIN", "true".into()),
+                ("FAULT_ADMIN", options.fault_admin.to_string()),
             ],
             ports.fraud,
         ),
@@ -227,7 +229,7 @@ pub async fn up(options: UpOptions) -> anyhow::Result<()> {
             "recommendation",
             vec![
                 ("PORT", ports.recommendation.to_string()),
-                ("FAULT_ADMIN", "true".into()),
+                ("FAULT_ADMIN", options.fault_admin.to_string()),
                 ("LLM_BASE_URL", llm_url.clone()),
             ],
             ports.recommendation,
@@ -260,6 +262,8 @@ pub async fn up(options: UpOptions) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let mut services: Vec<Service> = Vec::new();
     let started = Instant::now();
+    // A signal during start-up stops what has started, instead of leaving it running.
+    let mut signals = Signals::new();
     let result = async {
         for (name, env, port) in plan {
             let mut command = Command::new(options.bin_dir.join(name));
@@ -270,6 +274,10 @@ pub async fn up(options: UpOptions) -> anyhow::Result<()> {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .kill_on_drop(true);
+            // Its own process group: a terminal's Ctrl-C reaches `up` alone, which then stops
+            // the services in order (the chatbot first, the mock LLM last), each flushing.
+            #[cfg(unix)]
+            command.process_group(0);
             let mut child = command
                 .spawn()
                 .with_context(|| format!("starting {name}"))?;
@@ -289,8 +297,11 @@ pub async fn up(options: UpOptions) -> anyhow::Result<()> {
             ready(&client, &mut services, name, port).await?;
         }
         anyhow::Ok(())
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        result = result => result,
+        () = signals.recv() => Err(anyhow::anyhow!("interrupted during start-up")),
+    };
     if let Err(error) = result {
         stop(&mut services).await;
         return Err(error);
@@ -306,17 +317,21 @@ pub async fn up(options: UpOptions) -> anyhow::Result<()> {
             "traces: exported to {endpoint} (OTEL_EXPORTER_OTLP_ENDPOINT); read them there, e.g. `shopmax trace ID --jaeger http://localhost:16686`"
         ),
     };
-    let offset_hint = if ports.chatbot == 8080 {
+    let chatbot_hint = if ports.chatbot == 8080 {
         String::new()
     } else {
-        format!(
-            " --chatbot {} --receiver {}",
-            url(ports.chatbot),
-            url(ports.otlp_http)
-        )
+        format!(" --chatbot {}", url(ports.chatbot))
+    };
+    let offset_hint = match &store {
+        Some(_) if ports.otlp_http != 4318 => {
+            format!("{chatbot_hint} --receiver {}", url(ports.otlp_http))
+        }
+        Some(_) => chatbot_hint.clone(),
+        // No built-in receiver: the trace went to the user's backend.
+        None => format!("{chatbot_hint} --no-trace"),
     };
     anstream::eprintln!(
-        "\nShopMax is up in {:.1} s: chatbot {}, recommendation :{}, fraud :{}, mock LLM :{}.\n{telemetry_line}\nThe chat page: {}/ (each answer shows its trace id for `shopmax trace`).\n\n  shopmax ask \"What is the price of Samsung 65 QLED?\"{offset_hint}\n  shopmax ask \"Does OnePlus 11 support 5G?\" --stream{offset_hint}\n  shopmax load --rps 5 --duration 30s\n\nCtrl-C stops everything.\n",
+        "\nShopMax is up in {:.1} s: chatbot {}, recommendation :{}, fraud :{}, mock LLM :{}.\n{telemetry_line}\nThe chat page: {}/ (each answer shows its trace id for `shopmax trace`).\n\n  shopmax ask \"What is the price of Samsung 65 QLED?\"{offset_hint}\n  shopmax ask \"Does OnePlus 11 support 5G?\" --stream{offset_hint}\n  shopmax load --rps 5 --duration 30s{chatbot_hint}\n\nCtrl-C stops everything.\n",
         took.as_secs_f64(),
         url(ports.chatbot),
         ports.recommendation,
@@ -325,14 +340,17 @@ pub async fn up(options: UpOptions) -> anyhow::Result<()> {
         url(ports.chatbot),
     );
 
-    let exited = wait_for_stop(&mut services).await;
+    let exited = wait_for_stop(&mut services, &mut signals).await;
+    if let Some(message) = &exited {
+        anstream::eprintln!("{message}");
+    }
     stop(&mut services).await;
     if let Some((_, store)) = &store {
         let (traces, spans) = store.len();
         anstream::eprintln!("stopped; the built-in receiver held {traces} traces ({spans} spans)");
     }
     match exited {
-        Some(message) => anyhow::bail!(message),
+        Some(_) => anyhow::bail!("a service exited; everything is stopped"),
         None => Ok(()),
     }
 }
@@ -386,18 +404,42 @@ async fn ready(
     })
 }
 
-/// Waits for Ctrl-C, SIGTERM or a service exiting; the last says which.
-async fn wait_for_stop(services: &mut [Service]) -> Option<String> {
+/// Ctrl-C and SIGTERM, listened for from the start.
+struct Signals {
     #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminated = async {
-        #[cfg(unix)]
-        if let Some(term) = term.as_mut() {
-            term.recv().await;
-            return;
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        Self {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
         }
-        std::future::pending::<()>().await;
-    };
+    }
+
+    /// Resolves at the next Ctrl-C or SIGTERM.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        let terminated = async {
+            match self.term.as_mut() {
+                Some(term) => {
+                    term.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminated = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = terminated => {}
+        }
+    }
+}
+
+/// Waits for Ctrl-C, SIGTERM or a service exiting; the last says which.
+async fn wait_for_stop(services: &mut [Service], signals: &mut Signals) -> Option<String> {
     let any_exit = async {
         loop {
             for service in services.iter_mut() {
@@ -409,8 +451,7 @@ async fn wait_for_stop(services: &mut [Service]) -> Option<String> {
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => None,
-        () = terminated => None,
+        () = signals.recv() => None,
         message = any_exit => Some(message),
     }
 }

@@ -177,6 +177,9 @@ pub fn duration(ns: u64) -> String {
 /// verdict, what was degraded, the grounding label, the error.
 fn notes(span: &SpanRecord) -> Vec<String> {
     let mut notes = Vec::new();
+    if let Some(resend) = span.attr("http.request.resend_count") {
+        notes.push(format!("retry {resend}"));
+    }
     if let Some(status) = span.attr("http.response.status_code") {
         let text = format!("HTTP {status}");
         let failed =
@@ -253,7 +256,17 @@ fn notes(span: &SpanRecord) -> Vec<String> {
 /// A small amount of money, to the significant digits that matter.
 pub fn money(amount: &str) -> String {
     match amount.parse::<f64>() {
-        Ok(v) if v != 0.0 && v.abs() < 0.01 => format!("{v:.7}").trim_end_matches('0').to_owned(),
+        Ok(v) if v != 0.0 && v.abs() < 0.01 => {
+            // Three significant digits, however small: 0.0000557, 0.00000000425.
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "a small positive count of decimal places"
+            )]
+            let places = (2.0 - v.abs().log10().floor()).clamp(2.0, 15.0) as usize;
+            let text = format!("{v:.places$}");
+            text.trim_end_matches('0').trim_end_matches('.').to_owned()
+        }
         Ok(v) => format!("{v:.4}"),
         Err(_) => amount.to_owned(),
     }
@@ -282,6 +295,8 @@ mod tests {
     #[test]
     fn money_keeps_the_digits_that_matter() {
         assert_eq!(money("0.0000375"), "0.0000375");
+        assert_eq!(money("0.00000000425"), "0.00000000425");
+        assert_eq!(money("0.00005572"), "0.0000557");
         assert_eq!(money("1.5"), "1.5000");
         assert_eq!(money("x"), "x");
     }

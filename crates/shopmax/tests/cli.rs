@@ -125,3 +125,24 @@ fn up_with_a_port_taken_names_the_port_and_exits_3() {
     );
     assert!(!text.contains("panicked"), "{text}");
 }
+
+#[test]
+fn values_out_of_range_are_usage_errors_not_panics() {
+    for args in [
+        &["load", "--rps", "1e10", "--requests", "1"][..],
+        &["load", "--rps", "-1", "--requests", "1"],
+        &["load", "--rps", "0.001"],
+        &["load", "--concurrency", "10000000", "--requests", "1"],
+        &["load", "--concurrency", "0"],
+        &["load", "--duration", "0s"],
+        &["load", "--requests", "0"],
+        &["load", "--chatbot", "notaurl"],
+        &["ask", "hi", "--chatbot", "notaurl"],
+        &["trace", "4bf92f3577b34da6a3ce929d0e0e4736", "--jaeger", "localhost"],
+        &["up", "--port-offset", "60000"],
+    ] {
+        let output = shopmax(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(!stderr(&output).contains("panicked"), "{args:?}");
+    }
+}
