@@ -138,11 +138,21 @@ fn values_out_of_range_are_usage_errors_not_panics() {
         &["load", "--requests", "0"],
         &["load", "--chatbot", "notaurl"],
         &["ask", "hi", "--chatbot", "notaurl"],
-        &["trace", "4bf92f3577b34da6a3ce929d0e0e4736", "--jaeger", "localhost"],
+        &[
+            "trace",
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            "--jaeger",
+            "localhost",
+        ],
         &["up", "--port-offset", "60000"],
     ] {
         let output = shopmax(args);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
         assert!(!stderr(&output).contains("panicked"), "{args:?}");
     }
 }
