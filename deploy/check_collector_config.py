@@ -15,7 +15,7 @@ For every file:
     memory_limiter removes or masks data (attributes, transform or redaction), so nothing
     sensitive is batched or exported before it is scrubbed;
   - every connector is an exporter of one pipeline and a receiver of another, of the signal
-    types it supports (spanmetrics: traces -> metrics);
+    types it supports (span_metrics: traces -> metrics);
   - every defined component and extension is used, and every used extension defined.
 
 Exits 1 with one line per problem, 0 when all files pass. Needs PyYAML.
@@ -44,7 +44,7 @@ CONTRIB = {
         "otlp_grpc", "otlp_http", "debug", "prometheus", "prometheusremotewrite", "nop", "file",
         "load_balancing",
     },
-    "connectors": {"spanmetrics", "servicegraph", "forward", "count", "routing"},
+    "connectors": {"span_metrics", "service_graph", "forward", "count", "routing"},
     "extensions": {"health_check", "healthcheckv2", "zpages", "pprof", "file_storage"},
 }
 # Jaeger 2.19.0 (cmd/jaeger/internal/components.go at v2.19.0), the subset relevant here.
@@ -65,14 +65,17 @@ DEPRECATED = {
         ("exporters", "otlphttp"): "otlp_http",
         # contrib PR #48533 (2026-05): `loadbalancing` is a deprecated alias of `load_balancing`.
         ("exporters", "loadbalancing"): "load_balancing",
+        # contrib PRs #47963 and #47971 (2026-04), issue #45339: snake_case connector names.
+        ("connectors", "spanmetrics"): "span_metrics",
+        ("connectors", "servicegraph"): "service_graph",
     },
     "jaeger": {},
 }
 
 # Connector type -> (signal it consumes as an exporter, signal it produces as a receiver).
 CONNECTOR_SIGNALS = {
-    "spanmetrics": ({"traces"}, {"metrics"}),
-    "servicegraph": ({"traces"}, {"metrics"}),
+    "span_metrics": ({"traces"}, {"metrics"}),
+    "service_graph": ({"traces"}, {"metrics"}),
     "count": ({"traces", "metrics", "logs"}, {"metrics"}),
     # forward passes a signal on unchanged: what it consumes is what it produces.
     "forward": ({"traces"}, {"traces"}),

@@ -21,7 +21,7 @@ Run from the repository root. Checks what schema validation cannot:
              ConfigMap variables allowed per service
   copies     the Kubernetes copies of the Collector/Jaeger/Tempo configurations are identical
              to the Compose ones
-  names      the span-metric names agree between the Collector (spanmetrics namespace, unit),
+  names      the span-metric names agree between the Collector (span_metrics namespace, unit),
              Jaeger's Monitor tab settings and the Grafana dashboard; the dashboard's data
              sources are provisioned; the dashboard shows the LLM cost; logs go to Loki, and
              Grafana links a log line to its trace and a span to its logs
@@ -338,14 +338,14 @@ def check_copies() -> None:
 
 def check_names() -> None:
     collector = yaml.safe_load(Path("otel-collector.yaml").read_text())
-    sm = collector["connectors"]["spanmetrics"]
+    sm = collector["connectors"]["span_metrics"]
     prefix = sm.get("namespace", "traces.span.metrics").replace(".", "_")
     unit = {"ms": "milliseconds", "s": "seconds"}[(sm.get("histogram") or {}).get("unit", "ms")]
     calls, duration = f"{prefix}_calls_total", f"{prefix}_duration_{unit}_bucket"
     jaeger = yaml.safe_load(Path("deploy/jaeger/config.yaml").read_text())
     prom = next(iter(jaeger["extensions"]["jaeger_storage"]["metric_backends"].values()))["prometheus"]
     if prom.get("metric_namespace") != prefix or prom.get("latency_unit", "ms") != (sm.get("histogram") or {}).get("unit", "ms"):
-        fail("deploy/jaeger/config.yaml", f"metric_namespace/latency_unit must match the spanmetrics connector ({prefix}, {unit})")
+        fail("deploy/jaeger/config.yaml", f"metric_namespace/latency_unit must match the span_metrics connector ({prefix}, {unit})")
     if not (prom.get("normalize_calls") and prom.get("normalize_duration")):
         fail("deploy/jaeger/config.yaml", "normalize_calls and normalize_duration must be true (the Prometheus exporter adds suffixes)")
     dash_path = Path("deploy/grafana/dashboards/shopmax.json")
