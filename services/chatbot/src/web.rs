@@ -5,7 +5,10 @@
 //! - `POST /v1/traces`: the page's OTLP/HTTP spans, relayed to `CHATBOT_BROWSER_TRACES_URL` (the
 //!   Collector's OTLP/HTTP receiver), as the OpenTelemetry demo's front-end proxy does. The page
 //!   talks to one origin only, so the Collector needs no CORS and no public port, and what a
-//!   browser may send is bounded here: JSON or protobuf, at most [`MAX_SPANS_BODY`] bytes.
+//!   browser may send is bounded here: OTLP/JSON, not compressed, at most [`MAX_SPANS_BODY`]
+//!   bytes, and only spans of the resource `service.name=shopmax-web`, so nobody can slip spans
+//!   that claim to be the chatbot or fraud into real traces. (The page's exporter sends exactly
+//!   that; a compressed body would make the size bound meaningless.)
 //!
 //! Neither is traced: a page load or a span upload is not a customer's question, and tracing
 //! the relay would trace the traces.
@@ -46,7 +49,23 @@ pub(crate) fn routes(trace_url: &str, upstream: Option<reqwest::Url>) -> Router 
         upstream,
     };
     Router::new()
-        .route("/", get(move || async move { Html(page) }))
+        .route(
+            "/",
+            get(move || async move {
+                (
+                    [
+                        // Scripts, styles and requests from this origin only; no framing.
+                        (
+                            header::CONTENT_SECURITY_POLICY,
+                            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+                        ),
+                        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                        (header::REFERRER_POLICY, "no-referrer"),
+                    ],
+                    Html(page),
+                )
+            }),
+        )
         .route(
             "/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
@@ -67,6 +86,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         body,
     )
@@ -81,6 +101,65 @@ fn html_attribute(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// The only resource whose spans the relay takes: the page.
+const PAGE_SERVICE: &str = "shopmax-web";
+
+/// Why an upload is refused, if it is: not OTLP/JSON, or spans of another service.
+fn refuse(headers: &HeaderMap, body: &[u8]) -> Option<ApiError> {
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return Some(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the page's spans are OTLP/JSON (application/json)",
+        ));
+    }
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
+    if !encoding.trim().eq_ignore_ascii_case("identity") {
+        return Some(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            "span uploads are not compressed",
+        ));
+    }
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Some(ApiError::bad_request("the body is not JSON"));
+    };
+    let resources = json
+        .get("resourceSpans")
+        .and_then(serde_json::Value::as_array);
+    let only_the_page = resources.is_some_and(|resources| {
+        resources.iter().all(|rs| {
+            rs.pointer("/resource/attributes")
+                .and_then(serde_json::Value::as_array)
+                .is_some_and(|attributes| {
+                    attributes.iter().any(|kv| {
+                        kv.get("key").and_then(serde_json::Value::as_str) == Some("service.name")
+                            && kv
+                                .pointer("/value/stringValue")
+                                .and_then(serde_json::Value::as_str)
+                                == Some(PAGE_SERVICE)
+                    })
+                })
+        })
+    });
+    (!only_the_page).then(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_the_page",
+            "only spans of service.name=shopmax-web are relayed",
+        )
+    })
+}
+
 async fn relay_spans(State(relay): State<Relay>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(upstream) = relay.upstream else {
         return ApiError::new(
@@ -90,28 +169,14 @@ async fn relay_spans(State(relay): State<Relay>, headers: HeaderMap, body: Bytes
         )
         .into_response();
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !(content_type.starts_with("application/json")
-        || content_type.starts_with("application/x-protobuf"))
-    {
-        return ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "OTLP/HTTP spans are application/json or application/x-protobuf",
-        )
-        .into_response();
+    if let Some(refusal) = refuse(&headers, &body) {
+        return refusal.into_response();
     }
-    let mut request = relay
+    let request = relay
         .client
         .post(upstream)
-        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_TYPE, "application/json")
         .body(body);
-    if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
-        request = request.header(header::CONTENT_ENCODING, encoding);
-    }
     match request.send().await {
         Ok(answer) => {
             let status =
@@ -195,12 +260,74 @@ mod tests {
         let (status, body) = call(routes("", None), post("application/json")).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
         let upstream = reqwest::Url::parse("http://127.0.0.1:9/v1/traces").expect("url");
-        let (status, _) = call(routes("", Some(upstream.clone())), post("text/plain")).await;
-        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        for content_type in [
+            "text/plain",
+            "application/x-protobuf",
+            "application/json-seq",
+        ] {
+            let (status, _) = call(routes("", Some(upstream.clone())), post(content_type)).await;
+            assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}");
+        }
         // Nothing listens on port 9: a clean 502, not a hang or a 500.
-        let (status, body) = call(routes("", Some(upstream)), post("application/json")).await;
+        let page_spans = axum::http::Request::post("/v1/traces")
+            .header(header::CONTENT_TYPE, "Application/JSON; charset=utf-8")
+            .body(axum::body::Body::from(spans_of("shopmax-web")))
+            .expect("request");
+        let (status, body) = call(routes("", Some(upstream)), page_spans).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
         assert!(body.contains("collector_unavailable"), "{body}");
+    }
+
+    fn spans_of(service: &str) -> String {
+        serde_json::json!({"resourceSpans": [{"resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": service}}
+        ]}, "scopeSpans": []}]})
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn only_the_pages_own_uncompressed_spans_are_relayed() {
+        let upstream = reqwest::Url::parse("http://127.0.0.1:9/v1/traces").expect("url");
+        let upload = |body: String, encoding: Option<&str>| {
+            let mut request = axum::http::Request::post("/v1/traces")
+                .header(header::CONTENT_TYPE, "application/json");
+            if let Some(encoding) = encoding {
+                request = request.header(header::CONTENT_ENCODING, encoding);
+            }
+            request.body(axum::body::Body::from(body)).expect("request")
+        };
+        // Spans claiming to be a backend service could be slipped into its traces.
+        let (status, body) = call(
+            routes("", Some(upstream.clone())),
+            upload(spans_of("fraud"), None),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        let (status, _) = call(routes("", Some(upstream.clone())), upload("{".into(), None)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        // A compressed body would make the size limit meaningless.
+        let (status, body) = call(
+            routes("", Some(upstream)),
+            upload(spans_of("shopmax-web"), Some("gzip")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    }
+
+    #[tokio::test]
+    async fn the_page_is_served_with_a_content_security_policy() {
+        let response = routes("", None).oneshot(get("/")).await.expect("response");
+        let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("ascii");
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+        assert_eq!(
+            response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+            "nosniff"
+        );
     }
 
     #[tokio::test]

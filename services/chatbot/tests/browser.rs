@@ -91,6 +91,21 @@ fn a_click_in_the_page_starts_the_trace_down_to_the_llm_span() {
         "{blocked}"
     );
 
+    let unreachable = &report["unreachable"];
+    assert_eq!(unreachable["state"], "error", "{unreachable}");
+    assert!(
+        unreachable["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot be reached")),
+        "{unreachable}"
+    );
+    assert!(
+        unreachable["trace_id"]
+            .as_str()
+            .is_some_and(|t| t.len() == 32),
+        "{unreachable}"
+    );
+
     for (i, (question, expected)) in QUESTIONS.iter().enumerate() {
         let shown = &report["answers"][i];
         assert_eq!(shown["state"], "answered", "{shown}");

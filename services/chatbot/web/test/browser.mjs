@@ -32,9 +32,11 @@ try {
   const problems = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
-    // A refused question (403 from fraud) is an answer the page shows, not a page problem.
-    const refused = /status of 4\d\d/.test(m.text()) && m.text().startsWith('Failed to load resource');
-    if (m.type() === 'error' && !refused) problems.push(`console: ${m.text()}`);
+    // A refused question (403 from fraud) and the aborted request of the unreachable case are
+    // answers the page shows, not page problems.
+    const expected = m.text().startsWith('Failed to load resource') &&
+      (/status of 4\d\d/.test(m.text()) || m.text().includes('ERR_CONNECTION_REFUSED'));
+    if (m.type() === 'error' && !expected) problems.push(`console: ${m.text()}`);
   });
   await page.goto(url, { waitUntil: 'networkidle' });
   const answers = [];
@@ -54,11 +56,23 @@ try {
       products: await turn.locator('.products li').allTextContents(),
     });
   }
+  // The chatbot unreachable: the page says so, still with the click's trace id.
+  await page.route('**/v1/chat', (route) => route.abort('connectionrefused'));
+  await page.fill('#question', 'Is anyone there?');
+  await page.press('#question', 'Enter');
+  const lost = page.locator('.turn').nth(questions.length);
+  await lost.locator('.meta .trace').waitFor({ timeout: 30000 });
+  const unreachable = {
+    state: await lost.getAttribute('data-state'),
+    error: await lost.locator('.error').textContent(),
+    trace_id: await lost.getAttribute('data-trace-id'),
+  };
+  await page.unroute('**/v1/chat');
   const session = await page.evaluate(() => sessionStorage.getItem('shopmax.session'));
   // The page flushes its spans after each answer; give the last upload a moment.
   await page.waitForTimeout(1500);
   await page.screenshot({ path: screenshot, fullPage: true });
-  console.log(JSON.stringify({ session, answers, problems }));
+  console.log(JSON.stringify({ session, answers, unreachable, problems }));
 } finally {
   await browser.close();
 }
