@@ -367,12 +367,25 @@ def check_names() -> None:
         for ds in [p.get("datasource")] + [t.get("datasource") for t in p.get("targets", [])]:
             if ds and ds.get("uid") not in uids:
                 fail(str(dash_path), f"panel {p.get('title')!r} uses data source uid {ds.get('uid')!r}, not provisioned ({sorted(uids)})")
+    # Exemplars: kept by the connector, exposed in OpenMetrics, stored by Prometheus, shown on
+    # the latency panels and linked to Tempo.
+    if not (sm.get("exemplars") or {}).get("enabled"):
+        fail("otel-collector.yaml", "span_metrics must keep exemplars (exemplars.enabled: true)")
+    if not (collector.get("exporters", {}).get("prometheus") or {}).get("enable_open_metrics"):
+        fail("otel-collector.yaml", "the prometheus exporter must expose OpenMetrics (enable_open_metrics), which carries exemplars")
+    compose = yaml.safe_load(Path("docker-compose.yml").read_text())
+    if "--enable-feature=exemplar-storage" not in compose["services"]["prometheus"].get("command", []):
+        fail("docker-compose.yml", "Prometheus needs --enable-feature=exemplar-storage to keep exemplars")
+    if not any(t.get("exemplar") for p in dash["panels"] for t in p.get("targets", []) if duration in t.get("expr", "")):
+        fail(str(dash_path), "the latency panels must show exemplars (\"exemplar\": true)")
     # Logs and traces link both ways: Loki's trace_id to Tempo, Tempo's spans to Loki.
     sources = {d["uid"]: d for f in Path("deploy/grafana/provisioning/datasources").glob("*.y*ml")
                for d in yaml.safe_load(f.read_text())["datasources"]}
     loki = sources.get("loki", {}).get("jsonData", {})
     if not any(f.get("datasourceUid") == "tempo" and f.get("matcherRegex") == "trace_id" for f in loki.get("derivedFields", [])):
         fail("deploy/grafana/provisioning/datasources", "the Loki data source needs a derived field from trace_id to the Tempo data source")
+    if not any(d.get("datasourceUid") == "tempo" for d in sources.get("prometheus", {}).get("jsonData", {}).get("exemplarTraceIdDestinations", [])):
+        fail("deploy/grafana/provisioning/datasources", "the Prometheus data source needs exemplarTraceIdDestinations to Tempo")
     if (sources.get("tempo", {}).get("jsonData", {}).get("tracesToLogsV2") or {}).get("datasourceUid") != "loki":
         fail("deploy/grafana/provisioning/datasources", "the Tempo data source needs tracesToLogsV2 pointing at the Loki data source")
     exporters = collector.get("exporters", {})
