@@ -5,8 +5,9 @@
 
 For every file:
   - every component id is `type` or `type/name`, and its type is one the pinned distribution
-    ships (contrib 0.159.0, or Jaeger 2.19.0's build); deprecated aliases are rejected with
-    their current name (e.g. the `otlp` exporter is `otlp_grpc` in 0.159.0);
+    ships (contrib 0.159.0, read from the copy of its manifest in deploy/collector/, or Jaeger
+    2.19.0's build); deprecated aliases are rejected with their current name (e.g. the `otlp`
+    exporter is `otlp_grpc` in 0.159.0, `spanmetrics` is `span_metrics`);
   - every pipeline references only defined receivers/processors/exporters/connectors, has at
     least one receiver and one exporter, and repeats nothing;
   - `memory_limiter` is the FIRST processor of every pipeline, and `batch`, where present, the
@@ -30,29 +31,48 @@ from pathlib import Path
 
 import yaml
 
-# Component types of otelcol-contrib 0.159.0 that this project uses or may reasonably use,
-# checked against the release's manifest (opentelemetry-collector-releases,
-# distributions/otelcol-contrib/manifest.yaml at v0.159.0) and, for the core components, the
-# `type:` in each component's metadata.yaml at opentelemetry-collector v0.159.0.
-CONTRIB = {
-    "receivers": {"otlp", "prometheus", "hostmetrics", "filelog", "jaeger", "zipkin", "k8s_cluster", "kubeletstats"},
-    "processors": {
-        "memory_limiter", "batch", "attributes", "transform", "redaction", "resource",
-        "resourcedetection", "filter", "k8sattributes", "tail_sampling", "probabilistic_sampler",
-    },
-    "exporters": {
-        "otlp_grpc", "otlp_http", "debug", "prometheus", "prometheusremotewrite", "nop", "file",
-        "load_balancing",
-    },
-    "connectors": {"span_metrics", "service_graph", "forward", "count", "routing"},
-    "extensions": {"health_check", "healthcheckv2", "zpages", "pprof", "file_storage"},
+# The components otelcol-contrib 0.159.0 ships: derived from a copy of the distribution's
+# manifest (deploy/collector/, with its source and tag), not a hand-typed list that goes stale.
+# The manifest names Go modules; a component's type is its module's last path element without
+# the kind suffix (`attributesprocessor` -> `attributes`), except for the components below, whose
+# type (the `type:` of their metadata.yaml at v0.159.0) differs from that.
+MANIFEST = Path(__file__).resolve().parent / "collector" / "otelcol-contrib-v0.159.0-manifest.yaml"
+MODULE_TYPES = {
+    "memorylimiterprocessor": "memory_limiter",
+    "tailsamplingprocessor": "tail_sampling",
+    "probabilisticsamplerprocessor": "probabilistic_sampler",
+    "healthcheckextension": "health_check",
+    "filestorage": "file_storage",
+    # Renamed to snake_case (issue #45339); the old names are deprecated aliases, see DEPRECATED.
+    "otlpexporter": "otlp_grpc",
+    "otlphttpexporter": "otlp_http",
+    "loadbalancingexporter": "load_balancing",
+    "spanmetricsconnector": "span_metrics",
+    "servicegraphconnector": "service_graph",
 }
+KIND_SUFFIX = {"receivers": "receiver", "processors": "processor", "exporters": "exporter",
+               "connectors": "connector", "extensions": "extension"}
+
+
+def manifest_components(path: Path) -> dict[str, set[str]]:
+    manifest = yaml.safe_load(path.read_text())
+    out: dict[str, set[str]] = {}
+    for kind, suffix in KIND_SUFFIX.items():
+        types = set()
+        for entry in manifest.get(kind) or []:
+            module = entry["gomod"].split()[0].rstrip("/").split("/")[-1]
+            types.add(MODULE_TYPES.get(module, module.removesuffix(suffix)))
+        out[kind] = types
+    return out
+
+
+CONTRIB = manifest_components(MANIFEST)
 # Jaeger 2.19.0 (cmd/jaeger/internal/components.go at v2.19.0), the subset relevant here.
 JAEGER = {
     "receivers": {"otlp", "jaeger", "zipkin", "kafka", "nop"},
     "processors": {"batch", "memory_limiter", "tail_sampling", "attributes", "filter", "adaptive_sampling"},
-    "exporters": {"jaeger_storage_exporter", "otlp_grpc", "otlp", "otlp_http", "otlphttp", "debug", "nop", "kafka", "prometheus"},
-    "connectors": {"spanmetrics", "forward"},
+    "exporters": {"jaeger_storage_exporter", "otlp_grpc", "otlp_http", "debug", "nop", "kafka", "prometheus"},
+    "connectors": {"span_metrics", "forward"},
     "extensions": {"jaeger_storage", "jaeger_query", "jaeger_mcp", "remote_sampling", "healthcheckv2", "pprof", "zpages", "expvar"},
 }
 DISTRIBUTIONS = {"contrib": CONTRIB, "jaeger": JAEGER}
@@ -69,7 +89,12 @@ DEPRECATED = {
         ("connectors", "spanmetrics"): "span_metrics",
         ("connectors", "servicegraph"): "service_graph",
     },
-    "jaeger": {},
+    # Jaeger 2.19 builds on a Collector core where these are deprecated aliases too.
+    "jaeger": {
+        ("exporters", "otlp"): "otlp_grpc",
+        ("exporters", "otlphttp"): "otlp_http",
+        ("connectors", "spanmetrics"): "span_metrics",
+    },
 }
 
 # Connector type -> (signal it consumes as an exporter, signal it produces as a receiver).
