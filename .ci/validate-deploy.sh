@@ -62,7 +62,7 @@ run "yamllint (deploy/.yamllint)" \
 
 json_parses() {
     local f ok=0
-    for f in deploy/grafana/dashboards/*.json deploy/jaeger/ui-config.json deploy/k8s/config/*.json; do
+    for f in deploy/grafana/dashboards/*.json deploy/jaeger/ui-config.json deploy/k8s/config/*.json renovate.json; do
         if "$PY" -c 'import json, sys; json.load(open(sys.argv[1]))' "$f"; then
             echo "ok: $f"
         else

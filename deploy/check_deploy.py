@@ -46,7 +46,7 @@ PINNED = {
     "prom/prometheus": "v3.13.1",
     "grafana/grafana": "13.1.0",
     "grafana/loki": "3.7.7",
-    "busybox": "1.37.0-musl",
+    "busybox": "1.38.0-musl",
 }
 SHOPMAX = {"chatbot": 8080, "recommendation": 8081, "fraud": 8082, "mock-llm": 8090}
 # Variables each service may receive: the telemetry crate's, then its own.
