@@ -5,7 +5,8 @@
 //! - `shopmax trace ID` prints any trace the same way, from the built-in receiver, Jaeger or
 //!   Tempo;
 //! - `shopmax load` generates realistic traffic, open or closed loop, and reports latency
-//!   percentiles, statuses and the slowest traces.
+//!   percentiles, statuses and the slowest traces;
+//! - `shopmax smoke` checks a running `docker compose up` end to end.
 //!
 //! # Layout
 //! - `main.rs`: the command line (clap), output and exit codes.
@@ -15,11 +16,12 @@
 //! - [`fetch`]: reading a trace from the built-in receiver, Tempo or Jaeger, and waiting for
 //!   all of it; [`trace`]: the span model and the two JSON shapes it is read from.
 //! - [`waterfall`]: the rendering.
-//! - [`load`]: the load generator.
+//! - [`load`]: the load generator; [`smoke`]: the Compose smoke test.
 
 pub mod ask;
 pub mod fetch;
 pub mod load;
+pub mod smoke;
 pub mod store;
 pub mod trace;
 pub mod up;

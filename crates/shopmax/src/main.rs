@@ -68,6 +68,14 @@ enum Command {
   shopmax trace 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01   # a traceresponse header
   shopmax trace 4bf92f3577b34da6a3ce929d0e0e4736 --tempo http://localhost:3200")]
     Trace(TraceArgs),
+    /// Check a running `docker compose up` end to end: health, the seed answers, whole traces in
+    /// Jaeger and Tempo, metrics in Prometheus, Grafana's data sources.
+    #[command(after_help = "Examples:
+  docker compose up -d && shopmax smoke
+  shopmax smoke --grafana-password \"$GRAFANA_ADMIN_PASSWORD\"
+
+Prints one line per check; exits 1 naming the checks that failed, 3 if the stack is not up.")]
+    Smoke(SmokeArgs),
     /// Send realistic traffic to the chatbot and report latency, statuses and the slowest traces.
     #[command(after_help = "Examples:
   shopmax load --rps 10 --duration 30s             # open loop: 10 arrivals a second
@@ -158,6 +166,46 @@ struct TraceArgs {
 }
 
 #[derive(Debug, Args)]
+struct SmokeArgs {
+    /// The chatbot.
+    #[arg(long, default_value = "http://localhost:8080", value_parser = parse_base_url)]
+    chatbot: String,
+    /// Jaeger.
+    #[arg(long, default_value = "http://localhost:16686", value_parser = parse_base_url)]
+    jaeger: String,
+    /// Tempo's API.
+    #[arg(long, default_value = "http://localhost:3200", value_parser = parse_base_url)]
+    tempo: String,
+    /// Prometheus.
+    #[arg(long, default_value = "http://localhost:9090", value_parser = parse_base_url)]
+    prometheus: String,
+    /// Grafana.
+    #[arg(long, default_value = "http://localhost:3000", value_parser = parse_base_url)]
+    grafana: String,
+    /// Loki.
+    #[arg(long, default_value = "http://localhost:3100", value_parser = parse_base_url)]
+    loki: String,
+    /// Grafana's admin user (listing data sources needs it).
+    #[arg(long, default_value = "admin")]
+    grafana_user: String,
+    /// Grafana's admin password (GRAFANA_ADMIN_PASSWORD, as in docker-compose.yml).
+    #[arg(
+        long,
+        env = "GRAFANA_ADMIN_PASSWORD",
+        default_value = "admin",
+        hide_default_value = true
+    )]
+    grafana_password: String,
+    /// How long to wait for the stack to be up, and for each trace (the Collector decides on a
+    /// trace 65 s after its first span).
+    #[arg(long, default_value = "150s", value_parser = parse_duration)]
+    patience: Duration,
+    /// Print JSON instead of text (for scripts).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
 struct LoadArgs {
     /// Print JSON instead of text (for scripts).
     #[arg(long)]
@@ -236,6 +284,7 @@ async fn main() -> ExitCode {
             let json = args.json;
             run_load(args, json).await
         }
+        Command::Smoke(args) => run_smoke(args).await,
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -523,6 +572,66 @@ async fn run_load(args: LoadArgs, json: bool) -> anyhow::Result<u8> {
         code::FAILED
     } else {
         code::OK
+    })
+}
+
+async fn run_smoke(args: SmokeArgs) -> anyhow::Result<u8> {
+    let endpoints = shopmax::smoke::Endpoints {
+        chatbot: args.chatbot,
+        jaeger: args.jaeger,
+        tempo: args.tempo,
+        prometheus: args.prometheus,
+        grafana: args.grafana,
+        loki: args.loki,
+        grafana_user: args.grafana_user,
+        grafana_password: args.grafana_password,
+        patience: args.patience,
+    };
+    let json = args.json;
+    let ok = anstyle::AnsiColor::Green.on_default().bold();
+    let bad = anstyle::AnsiColor::Red.on_default().bold();
+    let checks = shopmax::smoke::run(&endpoints, |check| {
+        if json {
+            return;
+        }
+        match &check.failure {
+            None => anstream::println!("{ok}ok{ok:#}    {}", check.name),
+            Some(why) => anstream::println!("{bad}FAIL{bad:#}  {}: {why}", check.name),
+        }
+    })
+    .await;
+    let failed: Vec<&shopmax::smoke::Check> =
+        checks.iter().filter(|c| c.failure.is_some()).collect();
+    if json {
+        println!(
+            "{}",
+            json!({
+                "passed": checks.len() - failed.len(),
+                "failed": failed.iter().map(|c| json!({"check": c.name, "why": c.failure})).collect::<Vec<_>>(),
+            })
+        );
+    }
+    if failed.is_empty() {
+        if !json {
+            anstream::println!("\nall {} checks passed", checks.len());
+        }
+        return Ok(code::OK);
+    }
+    if !json {
+        let names: Vec<&str> = failed.iter().map(|c| c.name.as_str()).collect();
+        anstream::eprintln!(
+            "\n{} of {} checks failed: {}",
+            failed.len(),
+            checks.len(),
+            names.join("; ")
+        );
+    }
+    // Nothing answered at all: the stack is not up.
+    let down = checks.iter().all(|c| c.failure.is_some());
+    Ok(if down {
+        code::UNAVAILABLE
+    } else {
+        code::FAILED
     })
 }
 

@@ -156,3 +156,33 @@ fn values_out_of_range_are_usage_errors_not_panics() {
         assert!(!stderr(&output).contains("panicked"), "{args:?}");
     }
 }
+
+#[test]
+fn smoke_against_a_stack_that_is_not_up_exits_3_naming_what_failed() {
+    let nothing = "http://127.0.0.1:9";
+    let output = shopmax(&[
+        "smoke",
+        "--patience",
+        "1s",
+        "--chatbot",
+        nothing,
+        "--jaeger",
+        nothing,
+        "--tempo",
+        nothing,
+        "--prometheus",
+        nothing,
+        "--grafana",
+        nothing,
+        "--loki",
+        nothing,
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("FAIL  chatbot ready"), "{stdout}");
+    assert!(
+        stderr(&output).contains("6 of 6 checks failed"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -252,6 +252,7 @@ fn the_file_has_a_policy_for_each_kind_of_trace_worth_keeping_and_a_baseline() {
         "ungrounded",
         "slow",
         "expensive",
+        "smoke",
         "baseline",
     ] {
         assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
@@ -383,6 +384,26 @@ fn a_slow_answer_is_kept() {
     let (status, reply) = ask(system, QUESTION);
     assert_eq!(status, 200, "{reply}");
     assert_eq!(kept_by(&trace_of(system, &reply)), ["slow"]);
+}
+
+#[test]
+fn the_smoke_tests_questions_are_kept() {
+    let system = system_with(SETTINGS);
+    let (status, body) = system.rt.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/v1/chat", system.chatbot))
+            .header("user-agent", "shopmax-smoke/0.1.0")
+            .json(&serde_json::json!({ "question": QUESTION }))
+            .send()
+            .await
+            .expect("reachable");
+        (
+            response.status().as_u16(),
+            response.json::<serde_json::Value>().await.expect("json"),
+        )
+    });
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(kept_by(&trace_of(system, &body)), ["smoke"]);
 }
 
 #[test]
