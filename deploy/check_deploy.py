@@ -376,6 +376,10 @@ def check_names() -> None:
     compose = yaml.safe_load(Path("docker-compose.yml").read_text())
     if "--enable-feature=exemplar-storage" not in compose["services"]["prometheus"].get("command", []):
         fail("docker-compose.yml", "Prometheus needs --enable-feature=exemplar-storage to keep exemplars")
+    k8s_prometheus = [d for d in yaml.safe_load_all(Path("deploy/k8s/prometheus.yaml").read_text()) if d and d.get("kind") == "Deployment"]
+    k8s_args = [a for d in k8s_prometheus for c in d["spec"]["template"]["spec"]["containers"] for a in c.get("args", [])]
+    if "--enable-feature=exemplar-storage" not in k8s_args:
+        fail("deploy/k8s/prometheus.yaml", "Prometheus needs --enable-feature=exemplar-storage to keep exemplars")
     if not any(t.get("exemplar") for p in dash["panels"] for t in p.get("targets", []) if duration in t.get("expr", "")):
         fail(str(dash_path), "the latency panels must show exemplars (\"exemplar\": true)")
     # Logs and traces link both ways: Loki's trace_id to Tempo, Tempo's spans to Loki.
