@@ -19,7 +19,8 @@
 //! It is a benchmark, not a test: it prints numbers and never fails on them.
 //!
 //! # Layout
-//! - `stubs`: the LLM stub and the counting OTLP receiver.
+//! - `stubs`: the LLM stub, and the receiver of the `stubs` role.
+//! - `receiver`: the counting OTLP/gRPC receiver of the measured runs.
 //! - `bare`: the bare baseline services.
 //! - `procs`: child processes, readiness, `/proc` readings.
 //! - `load`: the load generator.
@@ -32,16 +33,16 @@
 mod bare;
 mod load;
 mod procs;
+mod receiver;
 mod stubs;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use otlp_sink::OtlpSink;
 
 use procs::Service;
-use stubs::Collector;
+use receiver::{Mode, Receiver};
 
 #[derive(Debug, Parser)]
 #[command(about = "Load benchmark of the ShopMax chain, traced against untraced against bare")]
@@ -188,7 +189,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(Role::Stubs) = cli.role {
         let llm = stubs::llm().await?;
-        let sink = stubs::collector(Collector::Up).await?;
+        let sink = stubs::collector().await?;
         println!("LLM_BASE_URL=http://{llm}/v1");
         println!("OTEL_EXPORTER_OTLP_ENDPOINT={}", sink.grpc_endpoint());
         println!("OTLP_HTTP_ENDPOINT={}", sink.http_endpoint());
@@ -288,9 +289,9 @@ async fn measure(
     let llm_url = format!("http://{llm}/v1");
 
     let sink = match setup {
-        Setup::Traced | Setup::TracesOnly => Some(stubs::collector(Collector::Up).await?),
-        Setup::CollectorUnavailable => Some(stubs::collector(Collector::Unavailable).await?),
-        Setup::CollectorStuck => Some(stubs::collector(Collector::Stuck).await?),
+        Setup::Traced | Setup::TracesOnly => Some(Receiver::start(Mode::Up).await?),
+        Setup::CollectorUnavailable => Some(Receiver::start(Mode::Unavailable).await?),
+        Setup::CollectorStuck => Some(Receiver::start(Mode::Stuck).await?),
         _ => None,
     };
     let collector = match setup {
@@ -299,7 +300,7 @@ async fn measure(
         Setup::Bare | Setup::Untraced => None,
         // Exporters are off, so the endpoint is never dialled.
         Setup::NoExport => Some("http://127.0.0.1:9".to_owned()),
-        _ => sink.as_ref().map(OtlpSink::grpc_endpoint),
+        _ => sink.as_ref().map(Receiver::endpoint),
     };
 
     let mut services = if setup == Setup::Bare {

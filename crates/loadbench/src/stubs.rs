@@ -1,6 +1,6 @@
-//! What the services under load talk to: an OpenAI-compatible LLM that answers at once, and an
-//! OTLP receiver (`otlp-sink` counting only) that accepts, refuses or never answers, so that
-//! neither a model's latency nor a Collector's work hides the services' own cost.
+//! What the services under load talk to: an OpenAI-compatible LLM that answers at once (so a
+//! model's latency does not hide the services' own cost), and for the `stubs` role an OTLP
+//! receiver (`otlp-sink`, counting only).
 
 use std::net::SocketAddr;
 
@@ -65,22 +65,11 @@ async fn embeddings(Json(request): Json<Value>) -> Json<Value> {
     }))
 }
 
-/// How the OTLP receiver behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Collector {
-    /// Accepts and counts.
-    Up,
-    /// Answers every export with gRPC UNAVAILABLE (a Collector shedding load).
-    Unavailable,
-    /// Accepts connections and never answers (a Collector that hangs).
-    Stuck,
-}
-
-/// An OTLP receiver in `mode` on 127.0.0.1 that counts spans and keeps nothing.
-pub(crate) async fn collector(mode: Collector) -> anyhow::Result<OtlpSink> {
+/// An OTLP receiver on 127.0.0.1 (gRPC and HTTP) that counts spans and keeps nothing, for the
+/// `stubs` role: a service profiled by hand may export over either protocol. The measured runs use
+/// the cheaper gRPC-only [`crate::receiver::Receiver`].
+pub(crate) async fn collector() -> anyhow::Result<OtlpSink> {
     let sink = OtlpSink::start().await?;
     sink.set_count_only(true);
-    sink.set_unavailable(mode == Collector::Unavailable);
-    sink.set_stuck(mode == Collector::Stuck);
     Ok(sink)
 }
