@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Response, header};
 use axum::routing::post;
 use http_body_util::{BodyExt as _, Full};
@@ -102,6 +102,9 @@ impl Receiver {
                 "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
                 post(other),
             )
+            // axum's 2 MiB default would answer a large batch with HTTP 413, and its spans would be
+            // lost uncounted: allow far more than any batch of 512 spans.
+            .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
             .with_state(shared);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
