@@ -6,6 +6,10 @@
 //! Requests are built with [`TracedClient::post`] (or `get`, `request`) and sent with
 //! [`TracedRequestBuilder::send`]: the wrapped reqwest client is never handed out, so no request
 //! can leave without its span and its headers.
+//!
+//! The span ends when the response headers have arrived, not when the body has been read: the
+//! HTTP conventions allow either ("HTTP client span duration") and ask that the choice be
+//! documented. A caller that streams the body times it on a span of its own (the GenAI span).
 
 use std::fmt;
 use std::sync::Arc;
