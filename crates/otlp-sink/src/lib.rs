@@ -533,6 +533,29 @@ impl OtlpSink {
         out
     }
 
+    /// Every span of `trace_id` (lowercase hex) received so far.
+    pub fn trace(&self, trace_id: &str) -> Vec<SpanView> {
+        self.spans()
+            .into_iter()
+            .filter(|s| s.trace_id() == trace_id)
+            .collect()
+    }
+
+    /// Waits until the span named `last` of `trace_id` has arrived (the one that ends last, so
+    /// that what came before it is in too), or `timeout` passes; returns the trace's spans.
+    pub async fn wait_for_trace(
+        &self,
+        trace_id: &str,
+        last: &str,
+        timeout: Duration,
+    ) -> Vec<SpanView> {
+        self.wait_for_spans(1, timeout, |s| {
+            s.trace_id() == trace_id && s.span.name == last
+        })
+        .await;
+        self.trace(trace_id)
+    }
+
     /// Names of every metric received so far (with repeats).
     pub fn metric_names(&self) -> Vec<String> {
         self.received()

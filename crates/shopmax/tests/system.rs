@@ -86,14 +86,12 @@ fn system() -> &'static System {
             let reco_config = recommendation::Config::from_lookup(&base).expect("reco config");
             let reco = recommendation::AppState::from_config(&reco_config, env.policy.clone())
                 .expect("recommendation");
-            drop(reco.spawn_indexing());
+            // The mock answers at once, so the first attempt embeds the catalog.
+            tokio::time::timeout(Duration::from_secs(5), reco.spawn_indexing())
+                .await
+                .expect("catalog embedded in time")
+                .expect("indexing task");
             let reco_addr = serve(recommendation::app(reco.clone())).await;
-            for _ in 0..200 {
-                if reco.is_ready() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
             let fraud_url = format!("http://127.0.0.1:{}", fraud.port());
             let reco_url = format!("http://127.0.0.1:{}", reco_addr.port());
             let pairs = [

@@ -122,22 +122,14 @@ fn a_click_in_the_page_starts_the_trace_down_to_the_llm_span() {
         );
 
         // The trace, once the browser's root span has arrived (it ends last).
+        let wait = Duration::from_secs(15);
         system
             .rt
-            .block_on(system.sink.wait_for_spans(1, Duration::from_secs(15), |s| {
-                s.trace_id() == trace_id && s.span.name == "ask"
-            }));
-        system
-            .rt
-            .block_on(system.sink.wait_for_spans(1, Duration::from_secs(15), |s| {
-                s.trace_id() == trace_id && s.span.name == "POST /v1/chat"
-            }));
-        let spans: Vec<SpanView> = system
-            .sink
-            .spans()
-            .into_iter()
-            .filter(|s| s.trace_id() == trace_id)
-            .collect();
+            .block_on(system.sink.wait_for_trace(&trace_id, "ask", wait));
+        let spans =
+            system
+                .rt
+                .block_on(system.sink.wait_for_trace(&trace_id, "POST /v1/chat", wait));
         let names: Vec<_> = spans
             .iter()
             .map(|s| format!("{}:{}", service_of(s), s.span.name))

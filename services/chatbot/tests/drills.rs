@@ -34,17 +34,11 @@ fn ask(question: &str) -> (u16, serde_json::Value, Duration) {
 /// The spans of `trace_id`, once the chatbot's server span (which ends last) has arrived.
 fn trace(trace_id: &str) -> Vec<SpanView> {
     let system = system();
-    system
-        .rt
-        .block_on(system.sink.wait_for_spans(1, Duration::from_secs(10), |s| {
-            s.trace_id() == trace_id && s.span.name == "POST /v1/chat"
-        }));
-    system
-        .sink
-        .spans()
-        .into_iter()
-        .filter(|s| s.trace_id() == trace_id)
-        .collect()
+    system.rt.block_on(system.sink.wait_for_trace(
+        trace_id,
+        "POST /v1/chat",
+        Duration::from_secs(10),
+    ))
 }
 
 fn span<'a>(spans: &'a [SpanView], name: &str) -> &'a SpanView {

@@ -29,15 +29,9 @@ fn ask(question: &str) -> serde_json::Value {
 /// The chatbot's request span and its LLM span, once the trace is in.
 fn spans_of(trace_id: &str) -> (SpanView, SpanView) {
     let system = system();
-    system.rt.block_on(system.sink.wait_for_spans(1, WAIT, |s| {
-        s.trace_id() == trace_id && s.span.name == "POST /v1/chat"
-    }));
-    let spans: Vec<SpanView> = system
-        .sink
-        .spans()
-        .into_iter()
-        .filter(|s| s.trace_id() == trace_id)
-        .collect();
+    let spans = system
+        .rt
+        .block_on(system.sink.wait_for_trace(trace_id, "POST /v1/chat", WAIT));
     let pick = |name: &str| {
         spans
             .iter()

@@ -220,19 +220,14 @@ fn trace_of(system: &System, reply: &serde_json::Value) -> Vec<SpanView> {
         .or_else(|| reply["error"]["trace_id"].as_str())
         .expect("a trace id")
         .to_owned();
-    system
-        .rt
-        .block_on(system.sink.wait_for_spans(1, Duration::from_secs(10), |s| {
-            s.trace_id() == trace_id && s.span.name == "POST /v1/chat"
-        }));
+    system.rt.block_on(system.sink.wait_for_trace(
+        &trace_id,
+        "POST /v1/chat",
+        Duration::from_secs(10),
+    ));
     // Spans of other services of the trace may still be in flight in their batch.
     std::thread::sleep(Duration::from_millis(300));
-    system
-        .sink
-        .spans()
-        .into_iter()
-        .filter(|s| s.trace_id() == trace_id)
-        .collect()
+    system.sink.trace(&trace_id)
 }
 
 fn admin(system: &System, service: std::net::SocketAddr, settings: serde_json::Value) {

@@ -70,17 +70,11 @@ fn seed_question_gives_seed_answer_in_one_trace(#[case] question: &str, #[case] 
     assert_eq!(traceresponse.split('-').nth(1), Some(trace_id.as_str()));
 
     // The chatbot's server span ends last; once it is in, the whole trace is.
-    system
-        .rt
-        .block_on(system.sink.wait_for_spans(1, Duration::from_secs(10), |s| {
-            s.trace_id() == trace_id && s.span.name == "POST /v1/chat"
-        }));
-    let spans: Vec<SpanView> = system
-        .sink
-        .spans()
-        .into_iter()
-        .filter(|s| s.trace_id() == trace_id)
-        .collect();
+    let spans = system.rt.block_on(system.sink.wait_for_trace(
+        &trace_id,
+        "POST /v1/chat",
+        Duration::from_secs(10),
+    ));
     let names: Vec<_> = spans.iter().map(|s| s.span.name.as_str()).collect();
 
     // chatbot: SERVER -> chat.answer -> {fraud CLIENT, recommendation CLIENT, LLM CLIENT}

@@ -125,15 +125,12 @@ pub fn system_with_telemetry(
             let reco_config = recommendation::Config::from_lookup(&base).expect("reco config");
             let reco_state = recommendation::AppState::from_config(&reco_config, policy.clone())
                 .expect("recommendation state");
-            drop(reco_state.spawn_indexing());
+            // The mock answers at once, so the first attempt embeds the catalog.
+            tokio::time::timeout(Duration::from_secs(5), reco_state.spawn_indexing())
+                .await
+                .expect("catalog embedded in time")
+                .expect("indexing task");
             let reco = serve(recommendation::app(reco_state.clone())).await;
-            for _ in 0..200 {
-                if reco_state.is_ready() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            assert!(reco_state.is_ready(), "catalog embedded");
 
             // Built from its configuration as `main` builds it.
             let fraud_url = format!("http://127.0.0.1:{}", fraud.port());
