@@ -568,6 +568,31 @@ impl OtlpSink {
             .collect()
     }
 
+    /// Every data point of the histograms and sums named `name` received so far, in OTLP/JSON
+    /// form (`attributes`, `count`, `asDouble`, ...).
+    pub fn metric_points(&self, name: &str) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for (_, request) in self.received().metrics {
+            for metric in request
+                .resource_metrics
+                .iter()
+                .flat_map(|rm| rm.scope_metrics.iter())
+                .flat_map(|sm| sm.metrics.iter())
+                .filter(|m| m.name == name)
+            {
+                let Ok(json) = serde_json::to_value(metric) else {
+                    continue;
+                };
+                let points = json
+                    .pointer("/histogram/dataPoints")
+                    .or_else(|| json.pointer("/sum/dataPoints"))
+                    .and_then(serde_json::Value::as_array);
+                out.extend(points.into_iter().flatten().cloned());
+            }
+        }
+        out
+    }
+
     /// Waits until `done(self)` holds or `timeout` passes; returns whether it held.
     pub async fn wait_until(&self, timeout: Duration, done: impl Fn(&Self) -> bool) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
 use test_harness::WAIT;
 
 mod in_process;
@@ -14,27 +13,10 @@ use in_process::{GATEWAY_TOKEN, system_with_telemetry};
 /// `gen_ai.operation.name` of every data point of metric `name`.
 fn operations(system: &in_process::System, name: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for (_, request) in system.sink.received().metrics {
-        for metric in request
-            .resource_metrics
-            .iter()
-            .flat_map(|rm| rm.scope_metrics.iter())
-            .flat_map(|sm| sm.metrics.iter())
-            .filter(|m| m.name == name)
-        {
-            let json = serde_json::to_value(metric).expect("metric as JSON");
-            let points = json
-                .pointer("/histogram/dataPoints")
-                .or_else(|| json.pointer("/sum/dataPoints"))
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for point in points {
-                for kv in point["attributes"].as_array().into_iter().flatten() {
-                    if kv["key"] == "gen_ai.operation.name" {
-                        out.insert(kv["value"]["stringValue"].as_str().unwrap_or("").to_owned());
-                    }
-                }
+    for point in system.sink.metric_points(name) {
+        for kv in point["attributes"].as_array().into_iter().flatten() {
+            if kv["key"] == "gen_ai.operation.name" {
+                out.insert(kv["value"]["stringValue"].as_str().unwrap_or("").to_owned());
             }
         }
     }

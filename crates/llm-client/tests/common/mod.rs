@@ -404,31 +404,13 @@ fn plain(status: StatusCode, body: Body) -> Response {
 /// Data points of histogram (or counter) `name` whose attributes include `server.port = port`, as JSON
 /// (attributes flattened to a map), so a test sees only its own fake server's measurements.
 pub fn histogram_points(name: &str, port: u16) -> Vec<Value> {
+    let port = port.to_string();
     let mut out = Vec::new();
-    for (_, request) in env().sink.received().metrics {
-        for rm in &request.resource_metrics {
-            for sm in &rm.scope_metrics {
-                for metric in sm.metrics.iter().filter(|m| m.name == name) {
-                    let json = serde_json::to_value(metric).expect("metric as json");
-                    // A histogram's points, or a counter's (a monotonic sum).
-                    let points = json
-                        .pointer("/histogram/dataPoints")
-                        .or_else(|| json.pointer("/sum/dataPoints"))
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default();
-                    for point in points {
-                        let attrs = flatten_attributes(&point);
-                        if attrs.get("server.port").map(String::as_str)
-                            == Some(port.to_string().as_str())
-                        {
-                            let mut point = point.clone();
-                            point["attrs"] = json!(attrs);
-                            out.push(point);
-                        }
-                    }
-                }
-            }
+    for mut point in env().sink.metric_points(name) {
+        let attrs = flatten_attributes(&point);
+        if attrs.get("server.port") == Some(&port) {
+            point["attrs"] = json!(attrs);
+            out.push(point);
         }
     }
     out
