@@ -38,13 +38,17 @@ where
             }
         })?;
         // Every request type is an object: serde would otherwise fill a struct's fields from a
-        // JSON array by position, which no client means.
+        // JSON array by position, which no client means. Well-formed JSON of another kind is a
+        // shape error (422); a body that is not JSON at all stays malformed (400).
         match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'{') => {}
             Some(_) => {
-                return Err(ApiError::unprocessable(
-                    "the request body must be a JSON object",
-                ));
+                return Err(
+                    match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+                        Ok(_) => ApiError::unprocessable("the request body must be a JSON object"),
+                        Err(e) => ApiError::bad_request(format!("malformed JSON: {e}")),
+                    },
+                );
             }
             None => return Err(ApiError::bad_request("the request body is empty")),
         }

@@ -298,6 +298,9 @@ mod tests {
     #[case("{not json")]
     #[case("")]
     #[case(r#"{"customer_id": "c", "#)]
+    #[case("hello")]
+    #[case("]")]
+    #[case("[[[[")]
     #[tokio::test]
     async fn malformed_json_is_400(#[case] body: &'static str) {
         let (app, _) = test_app(&Config::default());
