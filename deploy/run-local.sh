@@ -14,5 +14,6 @@ cd "$(dirname "$0")/.."
 PROFILE="${PROFILE:-release}"
 echo "building ($PROFILE)..."
 cargo build --locked --profile "$PROFILE" --bins
-BIN="target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
+# Where cargo put them: CARGO_TARGET_DIR when set, as cargo itself does.
+BIN="${CARGO_TARGET_DIR:-target}/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 exec "$BIN/shopmax" up "$@"
