@@ -8,8 +8,9 @@
 //! - a price: `Rs 85000`, `Rs. 85,000`, `₹85,000`, `INR 85000`, `Rs 0.85 lakh`, `85,000 rupees`;
 //! - a warehouse: the word before "warehouse", or after "warehouse in/at", when it is a catalog
 //!   city or a capitalised name (not "our", "which", or the shop's own name);
-//! - a feature: a feature phrase of the catalog (`5G connectivity`), case-insensitively, the
-//!   longest where phrases overlap, and not in a sentence that denies it ("does not list …").
+//! - a feature: a feature phrase of the catalog (`5G connectivity`), case-insensitively, only
+//!   the longer where one phrase lies inside another, and not in a sentence that denies it
+//!   ("does not list …").
 //!
 //! A claim must be true of the grounding product its sentence names (or, for "It …", the one
 //! the sentence before named; else of any grounding product): moving a real price to the wrong
@@ -84,6 +85,8 @@ static VOCABULARY: LazyLock<Vocabulary> = LazyLock::new(|| {
         .products()
         .iter()
         .flat_map(|p| p.features.iter().map(|f| f.to_lowercase()))
+        // An empty phrase would match between any two bytes, even inside a character.
+        .filter(|f| !f.trim().is_empty())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
