@@ -228,19 +228,27 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     print_table(&cli, &setups, &samples);
-    // A failed request means the setup is broken (or export blocked a request), and every
-    // number above measures the wrong thing: say so and exit non-zero, whatever the timings.
+    // A failed request means the setup is broken (or export blocked a request), and so does an
+    // accepting receiver that got no span (export refused, by a setting such as compression):
+    // every number above then measures the wrong thing. Say so and exit non-zero.
     let broken: Vec<String> = setups
         .iter()
         .zip(&samples)
         .filter_map(|(setup, rounds)| {
             let failed: u64 = rounds.iter().map(|s| s.failed).sum();
-            (failed > 0).then(|| format!("{} ({failed} failed)", setup.name()))
+            let exporting = matches!(setup, Setup::Traced | Setup::TracesOnly);
+            if failed > 0 {
+                Some(format!("{} ({failed} requests failed)", setup.name()))
+            } else if exporting && rounds.iter().any(|s| s.spans_per_request == 0.0) {
+                Some(format!("{} (no span reached the receiver)", setup.name()))
+            } else {
+                None
+            }
         })
         .collect();
     anyhow::ensure!(
         broken.is_empty(),
-        "requests failed in: {}; run with --logs to see why",
+        "broken configurations: {}; run with --logs to see why",
         broken.join(", ")
     );
     Ok(())

@@ -189,7 +189,16 @@ fn answer(
                 grpc_response(Body::new(body), None)
             }
             // Trailers-Only: the status in the headers of a response with no body.
-            Some(code) => grpc_response(Body::empty(), Some(code)),
+            Some(code) => {
+                let mut response = grpc_response(Body::empty(), Some(code));
+                if code == UNIMPLEMENTED {
+                    // gRPC's compression spec: say which encodings are accepted.
+                    response
+                        .headers_mut()
+                        .insert("grpc-accept-encoding", HeaderValue::from_static("identity"));
+                }
+                response
+            }
         }
     }
 }
