@@ -347,7 +347,11 @@ pub async fn up(options: UpOptions) -> anyhow::Result<()> {
     stop(&mut services).await;
     if let Some((_, store)) = &store {
         let (traces, spans) = store.len();
-        anstream::eprintln!("stopped; the built-in receiver held {traces} traces ({spans} spans)");
+        anstream::eprintln!(
+            "stopped; the built-in receiver held {} ({})",
+            crate::waterfall::count(traces, "trace"),
+            crate::waterfall::count(spans, "span")
+        );
     }
     match exited {
         Some(_) => anyhow::bail!("a service exited; everything is stopped"),

@@ -60,10 +60,10 @@ pub fn render(trace: &Trace) -> String {
     let errors = trace.spans.iter().filter(|s| s.error).count();
     let _ = write!(
         out,
-        "{} {} · {} spans · {} · {}",
+        "{} {} · {} · {} · {}",
         paint(BOLD, "trace"),
         trace.trace_id,
-        trace.spans.len(),
+        count(trace.spans.len(), "span"),
         trace.services().join(", "),
         duration(total)
     );
@@ -269,6 +269,15 @@ pub fn money(amount: &str) -> String {
         }
         Ok(v) => format!("{v:.4}"),
         Err(_) => amount.to_owned(),
+    }
+}
+
+/// `1 span`, `12 spans`.
+pub(crate) fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
