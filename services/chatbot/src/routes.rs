@@ -24,7 +24,12 @@ pub(crate) fn api(state: AppState) -> Router {
 
 /// Identifiers are checked while the body is parsed; what is left is the question.
 fn validate(request: &ChatRequest) -> Result<(), AppError> {
-    if request.question.trim().is_empty() {
+    // Control characters alone ("\u0000") say no more than spaces do.
+    if request
+        .question
+        .chars()
+        .all(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(AppError::InvalidRequest(
             "question must not be empty".into(),
         ));

@@ -260,10 +260,14 @@ async fn chat_reply_cost_is_null_when_any_call_is_unpriced_or_unaccounted() {
     }
 }
 
+#[rstest::rstest]
+#[case::spaces("  ")]
+#[case::nothing("")]
+#[case::control_characters_only("\u{0}\t\u{7f}")]
 #[tokio::test]
-async fn chat_returns_400_when_question_is_empty() {
+async fn chat_returns_400_when_question_is_empty(#[case] question: &str) {
     let (status, body) = Setup::default()
-        .ask(serde_json::json!({ "question": "  " }))
+        .ask(serde_json::json!({ "question": question }))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "invalid_request");
